@@ -1,0 +1,31 @@
+"""jmarl: functional multi-agent reinforcement learning in JAX.
+
+``import jmarl`` loads only JAX-side code (no torch, tianshou, pettingzoo, gymnasium).
+"""
+
+from jmarl.agents.sharing import SHARING_MODES, PolicyMapping, make_policy_mapping, share
+from jmarl.algos import ALGORITHMS, ppo_config_for
+from jmarl.algos.ppo import PPOConfig, Trainer, TrainOutput, make_ppo
+from jmarl.env import Env, EnvSpec, TimeStep, list_envs, make, register, spaces
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ALGORITHMS",
+    "SHARING_MODES",
+    "Env",
+    "EnvSpec",
+    "PPOConfig",
+    "PolicyMapping",
+    "TimeStep",
+    "TrainOutput",
+    "Trainer",
+    "list_envs",
+    "make",
+    "make_policy_mapping",
+    "make_ppo",
+    "ppo_config_for",
+    "register",
+    "share",
+    "spaces",
+]

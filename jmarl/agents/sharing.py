@@ -1,0 +1,196 @@
+"""Agent -> policy mapping and parameter sharing by ``vmap``.
+
+A :class:`PolicyMapping` assigns every agent (a row of the stacked agent axis) to a policy
+and partitions the agents into *blocks* that are evaluated with one ``vmap`` each:
+
+* a ``shared`` block: one parameter set, ``vmap(apply, in_axes=(None, 0))`` over its agents —
+  memory for parameters and optimizer state is independent of how many agents share it;
+* a ``stacked`` block: one parameter set per agent stacked on a leading axis,
+  ``vmap(apply, in_axes=(0, 0))`` — this is how ``independent`` policies stay one program
+  however many agents there are.
+
+Modes (the seed's four): ``independent`` (one stacked block), ``shared`` (one shared block),
+``grouped`` (one shared block per group) and ``custom`` (``policy_mapping_fn(agent_id) ->
+policy_id``; policies used by several agents become shared blocks, single-agent policies are
+merged into one stacked block).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jmarl.env.base import EnvSpec
+from jmarl.types import Array, Params, PRNGKey, PyTree
+
+SharingMode = Literal["independent", "shared", "grouped", "custom"]
+SHARING_MODES: tuple[str, ...] = ("independent", "shared", "grouped", "custom")
+
+
+@dataclass(frozen=True)
+class Block:
+    """Agents evaluated by one ``vmap``: ``shared`` (one policy) or ``stacked`` (one each)."""
+
+    kind: Literal["shared", "stacked"]
+    policy_ids: tuple[str, ...]
+    agents: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class PolicyMapping:
+    """Static agent -> policy assignment; hashable, so it can be closed over by jitted code."""
+
+    agent_ids: tuple[str, ...]
+    policy_of_agent: tuple[str, ...]
+    blocks: tuple[Block, ...]
+
+    @property
+    def num_agents(self) -> int:
+        return len(self.agent_ids)
+
+    @property
+    def policy_ids(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(self.policy_of_agent))
+
+    @property
+    def policy_map(self) -> dict[str, str]:
+        """Agent id -> policy id."""
+        return dict(zip(self.agent_ids, self.policy_of_agent))
+
+
+def _assignment(
+    agent_ids: Sequence[str],
+    mode: str,
+    agent_groups: Mapping[str, Sequence[str]] | None,
+    policy_mapping_fn: Callable[[str], str] | None,
+) -> list[str]:
+    """Policy id of each agent for ``mode``; raises ``ValueError`` on bad configuration."""
+    if mode == "independent":
+        return list(agent_ids)
+    if mode == "shared":
+        return ["shared"] * len(agent_ids)
+    if mode == "grouped":
+        if not agent_groups:
+            raise ValueError("sharing mode 'grouped' needs agent_groups={'group': [agent ids]}")
+        owner: dict[str, str] = {}
+        for group, members in agent_groups.items():
+            for agent in members:
+                if agent not in agent_ids:
+                    raise ValueError(f"agent_groups[{group!r}] names unknown agent {agent!r}")
+                if agent in owner:
+                    raise ValueError(
+                        f"agent {agent!r} is in two groups: {owner[agent]!r} and {group!r}"
+                    )
+                owner[agent] = group
+        missing = [a for a in agent_ids if a not in owner]
+        if missing:
+            raise ValueError(f"agent_groups leaves agents without a group: {missing}")
+        return [owner[a] for a in agent_ids]
+    if mode == "custom":
+        if policy_mapping_fn is None:
+            raise ValueError("sharing mode 'custom' needs policy_mapping_fn(agent_id) -> policy_id")
+        ids = [policy_mapping_fn(a) for a in agent_ids]
+        bad = [(a, p) for a, p in zip(agent_ids, ids) if not isinstance(p, str)]
+        if bad:
+            raise ValueError(f"policy_mapping_fn must return str policy ids, got {bad[:3]}")
+        return ids
+    raise ValueError(f"unknown sharing mode {mode!r}; expected one of {SHARING_MODES}")
+
+
+def _blocks(mode: str, policy_of_agent: Sequence[str]) -> tuple[Block, ...]:
+    members: dict[str, list[int]] = {}
+    for i, p in enumerate(policy_of_agent):
+        members.setdefault(p, []).append(i)
+    singles = [p for p, idx in members.items() if len(idx) == 1]
+    blocks = [
+        Block("shared", (p,), tuple(idx))
+        for p, idx in members.items()
+        if len(idx) > 1 or (mode == "shared")
+    ]
+    singles = [p for p in singles if mode != "shared"]
+    if singles:
+        blocks.append(Block("stacked", tuple(singles), tuple(members[p][0] for p in singles)))
+    return tuple(blocks)
+
+
+def make_policy_mapping(
+    spec: EnvSpec,
+    mode: str = "shared",
+    agent_groups: Mapping[str, Sequence[str]] | None = None,
+    policy_mapping_fn: Callable[[str], str] | None = None,
+) -> PolicyMapping:
+    """Builds the agent -> policy mapping for ``spec`` and checks it.
+
+    :raises ValueError: unknown mode, bad groups, or one policy mapped to agents whose own
+        observation or action spaces differ (their parameters could not be shared).
+    """
+    policy_of_agent = _assignment(spec.agent_ids, mode, agent_groups, policy_mapping_fn)
+    first: dict[str, int] = {}
+    for i, p in enumerate(policy_of_agent):
+        j = first.setdefault(p, i)
+        same = (
+            spec.agent_observation_spaces[i] == spec.agent_observation_spaces[j]
+            and spec.agent_action_spaces[i] == spec.agent_action_spaces[j]
+        )
+        if not same:
+            raise ValueError(
+                f"policy {p!r} is shared by agents {spec.agent_ids[j]!r} and "
+                f"{spec.agent_ids[i]!r}, whose observation/action spaces differ: "
+                f"{spec.agent_observation_spaces[j]}/{spec.agent_action_spaces[j]} vs "
+                f"{spec.agent_observation_spaces[i]}/{spec.agent_action_spaces[i]}"
+            )
+    return PolicyMapping(
+        tuple(spec.agent_ids), tuple(policy_of_agent), _blocks(mode, policy_of_agent)
+    )
+
+
+class Network(NamedTuple):
+    """A pure network: ``init(key) -> params``; ``apply(params, *inputs) -> outputs``."""
+
+    init: Callable[..., Params]
+    apply: Callable[..., PyTree]
+
+
+def _identity_order(blocks: tuple[Block, ...], n: int) -> bool:
+    return len(blocks) == 1 and blocks[0].agents == tuple(range(n))
+
+
+def share(net: Network, mapping: PolicyMapping) -> Network:
+    """Lifts a single-agent network to all agents of ``mapping``.
+
+    ``init(key)`` returns a tuple with one entry per block (stacked blocks carry a leading
+    axis of their size). ``apply(params, x)`` takes inputs with a leading agent axis
+    ``[N, ...]`` (any pytree) and returns outputs ``[N, ...]`` in agent order.
+    """
+    blocks, n = mapping.blocks, mapping.num_agents
+
+    def init(key: PRNGKey) -> tuple[Params, ...]:
+        keys = jax.random.split(key, len(blocks))
+        return tuple(
+            net.init(k) if b.kind == "shared" else jax.vmap(net.init)(jax.random.split(k, len(b.agents)))
+            for k, b in zip(keys, blocks)
+        )
+
+    def apply(params: tuple[Params, ...], *inputs: PyTree) -> PyTree:
+        if _identity_order(blocks, n):
+            axes = None if blocks[0].kind == "shared" else 0
+            return jax.vmap(net.apply, in_axes=(axes,) + (0,) * len(inputs))(params[0], *inputs)
+        outs = []
+        for b, p in zip(blocks, params):
+            idx = jnp.asarray(b.agents)
+            xs = jax.tree.map(lambda a, idx=idx: a[idx], inputs)
+            axes = None if b.kind == "shared" else 0
+            outs.append(jax.vmap(net.apply, in_axes=(axes,) + (0,) * len(inputs))(p, *xs))
+        order = jnp.argsort(jnp.asarray([i for b in blocks for i in b.agents]))
+        return jax.tree.map(lambda *ys: jnp.concatenate(ys, axis=0)[order], *outs)
+
+    return Network(init, apply)
+
+
+def agent_one_hot(num_agents: int) -> Array:
+    """``[N, N]`` identity: row ``i`` is agent ``i``'s id feature."""
+    return jnp.eye(num_agents, dtype=jnp.float32)

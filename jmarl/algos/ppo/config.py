@@ -1,0 +1,75 @@
+"""Hyperparameters of multi-agent PPO (IPPO / MAPPO)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """Settings of one multi-agent PPO run; closed over once by ``make_train``.
+
+    :param num_envs: environments stepped in lock-step by ``vmap``; more envs give larger,
+        less correlated batches per update at the cost of fewer updates for a step budget.
+    :param rollout_length: env steps per env between updates (T).
+    :param num_epochs: passes over each rollout.
+    :param num_minibatches: minibatches per epoch; the batch is split over (time x envs),
+        each sample keeping all agents of its step together.
+    :param lr: Adam learning rate; with ``anneal_lr`` it decays linearly to 0.
+    :param gamma: discount. Episode truncation is treated as termination (as MAPPO does on MPE).
+    :param gae_lambda: GAE lambda (bias/variance trade-off of the advantage).
+    :param clip_eps: PPO ratio clip, also used for value clipping when ``clip_value``.
+    :param ent_coef: entropy bonus weight.
+    :param vf_coef: value loss weight.
+    :param max_grad_norm: global gradient-norm clip.
+    :param hidden_sizes: hidden layer widths of actor and critic.
+    :param activation: ``tanh`` | ``relu`` | ``gelu`` | ``silu``.
+    :param centralized_critic: MAPPO (critic sees the global state and the agent's own
+        observation) if True, IPPO (critic sees only the agent's observation) if False.
+        Actors always see only their own observation.
+    :param agent_id_input: append a one-hot agent id to actor and critic inputs (breaks
+        the permutation symmetry of shared policies; useful when agents need roles).
+    """
+
+    num_envs: int = 64
+    rollout_length: int = 50
+    num_epochs: int = 4
+    num_minibatches: int = 2
+    lr: float = 2.5e-3
+    anneal_lr: bool = True
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_eps: float = 0.2
+    clip_value: bool = True
+    normalize_advantages: bool = True
+    ent_coef: float = 0.01
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    activation: str = "tanh"
+    centralized_critic: bool = True
+    agent_id_input: bool = False
+
+    def __post_init__(self) -> None:
+        positive = ("num_envs", "rollout_length", "num_epochs", "num_minibatches")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"PPOConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if (self.num_envs * self.rollout_length) % self.num_minibatches:
+            raise ValueError(
+                f"num_envs*rollout_length ({self.num_envs * self.rollout_length}) must be "
+                f"divisible by num_minibatches ({self.num_minibatches})"
+            )
+        if not 0.0 <= self.gamma <= 1.0 or not 0.0 <= self.gae_lambda <= 1.0:
+            raise ValueError("gamma and gae_lambda must lie in [0, 1]")
+        if self.lr <= 0:
+            raise ValueError(f"PPOConfig.lr must be > 0, got {self.lr}")
+        if self.activation not in ("tanh", "relu", "gelu", "silu"):
+            raise ValueError(f"unknown activation {self.activation!r}")
+        if not self.hidden_sizes or min(self.hidden_sizes) < 1:
+            raise ValueError(f"hidden_sizes must be positive widths, got {self.hidden_sizes}")
+
+    @property
+    def steps_per_update(self) -> int:
+        """Env steps consumed by one update (``num_envs * rollout_length``)."""
+        return self.num_envs * self.rollout_length

@@ -1,0 +1,53 @@
+"""The multi-agent PPO loss on a minibatch ``[B, N, ...]``."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jmarl.algos.ppo.config import PPOConfig
+from jmarl.algos.ppo.networks import ActorCritic, ActorCriticParams
+from jmarl.algos.ppo.rollout import Transition
+from jmarl.ops.losses import masked_mean, normalize_advantages, ppo_policy_loss, ppo_value_loss
+from jmarl.types import Array
+
+
+class PPOBatch(NamedTuple):
+    """A minibatch: the transitions ``[B, N, ...]`` plus GAE outputs ``f32[B, N]``."""
+
+    transition: Transition
+    advantages: Array
+    targets: Array
+
+
+def ppo_loss(
+    params: ActorCriticParams, batch: PPOBatch, ac: ActorCritic, cfg: PPOConfig
+) -> tuple[Array, dict[str, Array]]:
+    """Clipped PPO loss = policy + ``vf_coef`` * value - ``ent_coef`` * entropy.
+
+    Only rows with ``alive`` (the agent acted) count; every mean is over alive rows of all
+    agents, so a shared policy's gradient is the mean of its agents' gradients.
+    """
+    tr = batch.transition
+    mask = tr.alive.astype(jnp.float32)
+    dist_params = jax.vmap(ac.policy, in_axes=(None, 0))(params.actor, tr.obs)
+    log_prob = ac.distribution.log_prob(dist_params, tr.action, tr.action_mask)
+    entropy = masked_mean(ac.distribution.entropy(dist_params, tr.action_mask), mask)
+    values = jax.vmap(ac.value, in_axes=(None, 0, 0))(params.critic, tr.obs, tr.state)
+    adv = batch.advantages
+    if cfg.normalize_advantages:
+        adv = normalize_advantages(adv, mask)
+    pi_loss, pi_metrics = ppo_policy_loss(log_prob, tr.log_prob, adv, cfg.clip_eps, mask)
+    v_clip = cfg.clip_eps if cfg.clip_value else None
+    v_loss = ppo_value_loss(values, tr.value, batch.targets, v_clip, mask)
+    total = pi_loss + cfg.vf_coef * v_loss - cfg.ent_coef * entropy
+    metrics = {
+        "loss": total,
+        "policy_loss": pi_loss,
+        "value_loss": v_loss,
+        "entropy": entropy,
+        **pi_metrics,
+    }
+    return total, metrics

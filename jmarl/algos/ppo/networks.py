@@ -1,0 +1,92 @@
+"""Actor-critic networks for multi-agent PPO over a policy mapping.
+
+The actor of agent ``i`` sees only agent ``i``'s observation (decentralised execution).
+The critic sees the agent's observation (IPPO) or the global state plus the agent's
+observation (MAPPO). Both follow the same agent -> policy mapping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jmarl.agents.sharing import PolicyMapping, agent_one_hot, share
+from jmarl.algos.ppo.config import PPOConfig
+from jmarl.env import spaces
+from jmarl.env.base import EnvSpec
+from jmarl.nn.distributions import ActionDistribution, make_action_distribution
+from jmarl.nn.networks import make_actor, make_critic
+from jmarl.types import Array, Params, PRNGKey, PyTree
+
+
+class ActorCriticParams(NamedTuple):
+    """One entry per sharing block in each of ``actor`` and ``critic``."""
+
+    actor: tuple[Params, ...]
+    critic: tuple[Params, ...]
+
+
+class ActorCritic(NamedTuple):
+    """Pure functions of a multi-agent actor-critic.
+
+    * ``init(key) -> ActorCriticParams``
+    * ``policy(actor_params, obs [N, ...]) -> dist params [N, P]``
+    * ``value(critic_params, obs [N, ...], state [S]) -> values [N]``
+    """
+
+    init: Callable[[PRNGKey], ActorCriticParams]
+    policy: Callable[[tuple[Params, ...], PyTree], Array]
+    value: Callable[[tuple[Params, ...], PyTree, Array], Array]
+    distribution: ActionDistribution
+
+
+def actor_inputs(obs: PyTree, cfg: PPOConfig, num_agents: int) -> PyTree:
+    """Per-agent actor input ``[N, ...]``: the observation, plus a one-hot id if configured."""
+    if cfg.agent_id_input:
+        return {"obs": obs, "agent_id": agent_one_hot(num_agents)}
+    return obs
+
+
+def critic_inputs(obs: PyTree, state: Array, cfg: PPOConfig, num_agents: int) -> PyTree:
+    """Per-agent critic input ``[N, ...]`` (global state broadcast to agents for MAPPO)."""
+    x = actor_inputs(obs, cfg, num_agents)
+    if cfg.centralized_critic:
+        return {"own": x, "state": jnp.broadcast_to(state, (num_agents, *state.shape))}
+    return x
+
+
+def _example(space: spaces.Space, n: int) -> PyTree:
+    return spaces.zeros(space, (n,))
+
+
+def make_actor_critic(spec: EnvSpec, mapping: PolicyMapping, cfg: PPOConfig) -> ActorCritic:
+    """Builds the actor-critic for ``spec`` with parameters shared according to ``mapping``."""
+    n = spec.num_agents
+    dist = make_action_distribution(spec.action_space)
+    obs = _example(spec.observation_space, n)
+    state = jnp.zeros(spec.state_space.shape, jnp.float32)
+    one = lambda tree: jax.tree.map(lambda a: a[0], tree)
+    actor = make_actor(
+        one(actor_inputs(obs, cfg, n)),
+        dist.param_size,
+        cfg.hidden_sizes,
+        cfg.activation,
+        gaussian=isinstance(spec.action_space, spaces.Box),
+    )
+    critic = make_critic(one(critic_inputs(obs, state, cfg, n)), cfg.hidden_sizes, cfg.activation)
+    actor_n, critic_n = share(actor, mapping), share(critic, mapping)
+
+    def init(key: PRNGKey) -> ActorCriticParams:
+        ka, kc = jax.random.split(key)
+        return ActorCriticParams(actor_n.init(ka), critic_n.init(kc))
+
+    def policy(params: tuple[Params, ...], obs: PyTree) -> Array:
+        return actor_n.apply(params, actor_inputs(obs, cfg, n))
+
+    def value(params: tuple[Params, ...], obs: PyTree, state: Array) -> Array:
+        return critic_n.apply(params, critic_inputs(obs, state, cfg, n))
+
+    return ActorCritic(init, policy, value, dist)

@@ -1,0 +1,102 @@
+"""One PPO update: GAE over a rollout, then epochs of minibatch gradient steps."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jmarl.algos.ppo.config import PPOConfig
+from jmarl.algos.ppo.losses import PPOBatch, ppo_loss
+from jmarl.algos.ppo.networks import ActorCritic, ActorCriticParams
+from jmarl.algos.ppo.rollout import Transition
+from jmarl.ops.returns import gae_advantages
+from jmarl.types import Array, PRNGKey
+
+
+class TrainState(NamedTuple):
+    """Parameters and optimizer state (stored once per sharing block)."""
+
+    params: ActorCriticParams
+    opt_state: Any
+
+
+def make_optimizer(cfg: PPOConfig, num_updates: int) -> optax.GradientTransformation:
+    """Adam with gradient-norm clipping, applied to actor and critic separately.
+
+    Clipping the two halves separately keeps large value-loss gradients (returns of tens)
+    from shrinking the policy's step. The learning rate decays linearly when ``anneal_lr``.
+    """
+    steps = max(num_updates, 1) * cfg.num_epochs * cfg.num_minibatches
+    lr = optax.linear_schedule(cfg.lr, 0.0, steps) if cfg.anneal_lr else cfg.lr
+
+    def one() -> optax.GradientTransformation:
+        return optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(lr, eps=1e-5))
+
+    def labels(params: ActorCriticParams) -> ActorCriticParams:
+        return ActorCriticParams(
+            jax.tree.map(lambda _: "actor", params.actor),
+            jax.tree.map(lambda _: "critic", params.critic),
+        )
+
+    return optax.multi_transform({"actor": one(), "critic": one()}, labels)
+
+
+def compute_gae(traj: Transition, last_value: Array, cfg: PPOConfig) -> tuple[Array, Array]:
+    """Advantages and value targets ``f32[T, E, N]`` from a rollout and ``V(s_T)`` ``[E, N]``."""
+    values = jnp.concatenate([traj.value, last_value[None]], axis=0)
+    adv = gae_advantages(traj.reward, cfg.gamma * traj.discount, values, cfg.gae_lambda)
+    return adv, adv + traj.value
+
+
+def _minibatches(batch: PPOBatch, key: PRNGKey, num_minibatches: int) -> PPOBatch:
+    """``[T, E, ...]`` -> shuffled ``[M, T*E/M, ...]`` (agents of a step stay together)."""
+
+    def flat(x: Array) -> Array:
+        return x.reshape((-1, *x.shape[2:]))
+
+    flat_batch = jax.tree.map(flat, batch)
+    size = jax.tree.leaves(flat_batch)[0].shape[0]
+    perm = jax.random.permutation(key, size)
+    return jax.tree.map(
+        lambda x: x[perm].reshape((num_minibatches, -1, *x.shape[1:])), flat_batch
+    )
+
+
+def make_update(
+    ac: ActorCritic, optimizer: optax.GradientTransformation, cfg: PPOConfig
+) -> Callable[[TrainState, Transition, Array, PRNGKey], tuple[TrainState, dict[str, Array]]]:
+    """Returns ``update(train_state, traj[T, E], last_value[E, N], key) -> (state, metrics)``.
+
+    Metrics are averaged over all minibatch steps of the update.
+    """
+    grad_fn = jax.value_and_grad(ppo_loss, has_aux=True)
+
+    def minibatch_step(ts: TrainState, mb: PPOBatch) -> tuple[TrainState, dict[str, Array]]:
+        (_, metrics), grads = grad_fn(ts.params, mb, ac, cfg)
+        updates, opt_state = optimizer.update(grads, ts.opt_state, ts.params)
+        params = optax.apply_updates(ts.params, updates)
+        metrics["grad_norm"] = optax.tree.norm(grads)
+        return TrainState(params, opt_state), metrics
+
+    def epoch(
+        carry: tuple[TrainState, PPOBatch], key: PRNGKey
+    ) -> tuple[tuple[TrainState, PPOBatch], dict[str, Array]]:
+        ts, batch = carry
+        mbs = _minibatches(batch, key, cfg.num_minibatches)
+        ts, metrics = jax.lax.scan(minibatch_step, ts, mbs)
+        return (ts, batch), metrics
+
+    def update(
+        ts: TrainState, traj: Transition, last_value: Array, key: PRNGKey
+    ) -> tuple[TrainState, dict[str, Array]]:
+        adv, targets = compute_gae(traj, last_value, cfg)
+        batch = PPOBatch(traj, adv, targets)
+        keys = jax.random.split(key, cfg.num_epochs)
+        (ts, _), metrics = jax.lax.scan(epoch, (ts, batch), keys)
+        return ts, jax.tree.map(jnp.mean, metrics)
+
+    return update

@@ -1,0 +1,186 @@
+"""The ``jmarl`` command: ``train``, ``evaluate``, ``envs``.
+
+Flags of ``jmarl train`` are generated from :class:`~jmarl.training.config.RunConfig` and
+:class:`~jmarl.algos.ppo.config.PPOConfig` (``num_envs`` -> ``--num-envs``); there is no
+second list of defaults. Precedence: built-in defaults < ``--config FILE`` < flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import sys
+import types
+import typing
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from jmarl.algos.ppo.config import PPOConfig
+from jmarl.training.config import (
+    DERIVED_PPO_FIELDS,
+    FILE_ONLY_FIELDS,
+    RunConfig,
+    from_dict,
+    load_config_file,
+    to_dict,
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Errors are one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _doc_params(cls: type) -> dict[str, str]:
+    """``:param name: text`` entries of a class docstring (help text of the flags)."""
+    out: dict[str, str] = {}
+    current = None
+    for line in (cls.__doc__ or "").splitlines():
+        s = line.strip()
+        if s.startswith(":param "):
+            name, _, text = s[len(":param "):].partition(":")
+            current = name.strip()
+            out[current] = text.strip()
+        elif current and s and not s.startswith(":"):
+            out[current] += " " + s
+        else:
+            current = None
+    return out
+
+
+def _parse_int_tuple(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated ints, got {text!r}") from None
+
+
+def _add_field(group: Any, f: dataclasses.Field, hints: dict[str, Any], doc: str) -> None:
+    flag = "--" + f.name.replace("_", "-")
+    tp = hints[f.name]
+    args = typing.get_args(tp)
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
+        tp = next(a for a in args if a is not type(None))
+    kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": doc}
+    if tp is bool:
+        group.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
+    elif typing.get_origin(tp) is tuple:
+        group.add_argument(flag, type=_parse_int_tuple, metavar="N,N", **kwargs)
+    else:
+        group.add_argument(flag, type=tp, metavar=f.name.upper(), **kwargs)
+
+
+def _add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, skip: Sequence[str]) -> None:
+    hints = typing.get_type_hints(cls)
+    docs = _doc_params(cls)
+    group = parser.add_argument_group(cls.__name__)
+    for f in dataclasses.fields(cls):
+        if f.name not in skip:
+            _add_field(group, f, hints, docs.get(f.name, ""))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``jmarl`` command."""
+    parser = _Parser(prog="jmarl", description="Functional JAX multi-agent RL.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    train = sub.add_parser("train", help="train agents (default: MAPPO, shared, simple_spread)")
+    train.add_argument("--config", help="JSON or TOML file of settings (flags override it)")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_dataclass_flags(train, RunConfig, FILE_ONLY_FIELDS)
+    _add_dataclass_flags(train, PPOConfig, DERIVED_PPO_FIELDS)
+    ev = sub.add_parser("evaluate", help="evaluate the checkpoint of a run folder")
+    ev.add_argument("dir", help="a folder written by `jmarl train`")
+    ev.add_argument("--episodes", type=int, default=100, help="episodes per seed")
+    ev.add_argument("--seed", type=int, default=0, help="evaluation seed")
+    ev.add_argument("--deterministic", action="store_true", help="greedy (mode) actions")
+    sub.add_parser("envs", help="list the built-in environments")
+    return parser
+
+
+def _run_config(ns: argparse.Namespace) -> RunConfig:
+    data: dict[str, Any] = load_config_file(ns.config) if ns.config else {}
+    ppo_names = {f.name for f in dataclasses.fields(PPOConfig)}
+    run_names = {f.name for f in dataclasses.fields(RunConfig)}
+    flags = {k: v for k, v in vars(ns).items() if k in ppo_names | run_names}
+    ppo = dict(data.pop("ppo", {}) or {})
+    ppo.update({k: v for k, v in flags.items() if k in ppo_names and k not in run_names})
+    data.update({k: v for k, v in flags.items() if k in run_names})
+    data["ppo"] = ppo
+    return from_dict(data)
+
+
+def _default_out(cfg: RunConfig) -> Path:
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path("runs") / f"{cfg.env}-{cfg.algo}-{cfg.sharing}-{stamp}"
+    out, i = base, 1
+    while out.exists():
+        out, i = Path(f"{base}-{i}"), i + 1
+    return out
+
+
+def _cmd_train(ns: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from jmarl.training.run import TrainingError, train_run
+
+    cfg = _run_config(ns)
+    out = Path(cfg.out) if cfg.out else _default_out(cfg)
+    bar = tqdm(total=cfg.steps, unit="step", disable=ns.quiet, dynamic_ncols=True,
+               desc=f"{cfg.algo} {cfg.env}", file=sys.stderr)
+
+    def progress(steps: int, row: dict[str, Any]) -> None:
+        bar.update(steps - bar.n)
+        if row.get("episode_return") is not None:
+            bar.set_postfix(ret=f"{row['episode_return']:.2f}")
+
+    bar.set_postfix_str("compiling")
+    try:
+        summary = train_run(cfg, out, progress)
+    except TrainingError as e:
+        bar.close()
+        print(f"jmarl train: error: {e}", file=sys.stderr)
+        return 1
+    bar.close()
+    print(json.dumps(summary))
+    return 0
+
+
+def _cmd_evaluate(ns: argparse.Namespace) -> int:
+    from jmarl.training.run import evaluate_run
+
+    if ns.episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {ns.episodes}")
+    if not Path(ns.dir).is_dir():
+        raise ValueError(f"no such run folder: {ns.dir}")
+    print(json.dumps(evaluate_run(Path(ns.dir), ns.episodes, ns.seed, ns.deterministic)))
+    return 0
+
+
+def _cmd_envs(ns: argparse.Namespace) -> int:
+    from jmarl.env.registry import describe, list_envs
+
+    for name in list_envs():
+        print(f"{name}\t{describe(name)}")
+    print("pettingzoo:<module>\tany PettingZoo env through the bridge (planned)")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``jmarl`` console script; returns the exit code."""
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    handlers = {"train": _cmd_train, "evaluate": _cmd_evaluate, "envs": _cmd_envs}
+    try:
+        return handlers[ns.command](ns)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"jmarl {ns.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,26 @@
+"""Environments: the pure env protocol, spaces, the registry and built-in envs."""
+
+from jmarl.env import spaces
+from jmarl.env.base import Env, EnvSpec, EnvState, TimeStep, auto_reset
+from jmarl.env.registry import describe, list_envs, make, register
+from jmarl.env.mpe.simple_spread import make_simple_spread
+
+register(
+    "simple_spread",
+    make_simple_spread,
+    "MPE simple_spread (mpe2.simple_spread_v3 dynamics): N agents cover N landmarks",
+)
+
+__all__ = [
+    "Env",
+    "EnvSpec",
+    "EnvState",
+    "TimeStep",
+    "auto_reset",
+    "describe",
+    "list_envs",
+    "make",
+    "make_simple_spread",
+    "register",
+    "spaces",
+]

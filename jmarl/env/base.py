@@ -1,0 +1,135 @@
+"""The jmarl environment protocol.
+
+An environment is a pair of pure functions plus a static description::
+
+    env = jmarl.make("simple_spread", num_agents=3)
+    state, ts = env.reset(key)                    # ts.obs: [N, obs_dim]
+    state, ts = env.step(key, state, actions)     # actions: [N, ...]
+
+* Agents are stacked on a leading agent axis ``N`` in the order of ``spec.agent_ids``,
+  so one ``vmap``-ed network serves all agents of a policy.
+* ``step`` auto-resets: when ``ts.done`` is True the returned ``obs``/``state``/``alive``/
+  ``action_mask`` already belong to the first step of the next episode, while ``reward``,
+  ``terminated``, ``truncated`` and ``done`` describe the transition that just ended.
+* Per-agent ``alive`` masks let agents die mid-episode (their rows must be ignored by
+  losses); ``action_mask`` (``[N, num_actions]`` bool, or None) restricts discrete actions;
+  ``state`` is the global state used by centralized critics.
+* Heterogeneous agents share one stacked layout: ``spec.observation_space`` /
+  ``spec.action_space`` describe the common (padded) layout, while
+  ``spec.agent_observation_spaces`` / ``spec.agent_action_spaces`` keep each agent's own
+  space; policies may only be shared by agents whose own spaces are equal.
+* Observations may be any pytree (e.g. a Dict space gives a dict of ``[N, ...]`` arrays).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jmarl.env.spaces import Box, Space
+from jmarl.types import Array, PRNGKey, PyTree
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """Static description of a multi-agent environment.
+
+    :param name: registry name.
+    :param agent_ids: agent names, in the order of the agent axis.
+    :param observation_space: one agent's observation space in the stacked layout.
+    :param action_space: one agent's action space in the stacked layout.
+    :param state_space: the global state's space (``Box``) for centralized critics.
+    :param max_steps: episode length limit (truncation).
+    :param agent_observation_spaces: each agent's own observation space (defaults to
+        ``observation_space`` for every agent).
+    :param agent_action_spaces: each agent's own action space (same default).
+    """
+
+    name: str
+    agent_ids: tuple[str, ...]
+    observation_space: Space
+    action_space: Space
+    state_space: Box
+    max_steps: int
+    agent_observation_spaces: tuple[Space, ...] = field(default=())
+    agent_action_spaces: tuple[Space, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        n = len(self.agent_ids)
+        if not self.agent_observation_spaces:
+            object.__setattr__(self, "agent_observation_spaces", (self.observation_space,) * n)
+        if not self.agent_action_spaces:
+            object.__setattr__(self, "agent_action_spaces", (self.action_space,) * n)
+        if len(self.agent_observation_spaces) != n or len(self.agent_action_spaces) != n:
+            raise ValueError(
+                f"EnvSpec {self.name!r}: per-agent spaces must have one entry per agent ({n})"
+            )
+
+    @property
+    def num_agents(self) -> int:
+        return len(self.agent_ids)
+
+
+class TimeStep(NamedTuple):
+    """What an environment returns after ``reset`` or ``step``.
+
+    Shapes (N agents): ``obs`` pytree of ``[N, ...]``; ``state`` ``[S]``;
+    ``reward`` ``f32[N]``; ``terminated``/``truncated``/``alive`` ``bool[N]``;
+    ``done`` ``bool[]`` (episode ended, env auto-reset); ``action_mask`` ``bool[N, A]`` or None.
+    """
+
+    obs: PyTree
+    state: Array
+    reward: Array
+    terminated: Array
+    truncated: Array
+    done: Array
+    alive: Array
+    action_mask: Array | None
+
+
+EnvState = Any
+ResetFn = Callable[[PRNGKey], tuple[EnvState, TimeStep]]
+StepFn = Callable[[PRNGKey, EnvState, PyTree], tuple[EnvState, TimeStep]]
+
+
+class Env(NamedTuple):
+    """A pure multi-agent environment: ``reset`` and auto-resetting ``step`` (both jittable)."""
+
+    spec: EnvSpec
+    reset: ResetFn
+    step: StepFn
+
+
+def auto_reset(reset: ResetFn, step: StepFn) -> StepFn:
+    """Wraps a non-resetting ``step`` so that finished episodes restart in place.
+
+    The returned step keeps ``reward``/``terminated``/``truncated``/``done`` of the finished
+    transition and replaces everything else with the fresh episode's first step.
+    """
+
+    def stepped(key: PRNGKey, state: EnvState, action: PyTree) -> tuple[EnvState, TimeStep]:
+        key_step, key_reset = jax.random.split(key)
+        next_state, ts = step(key_step, state, action)
+        reset_state, reset_ts = reset(key_reset)
+        done = ts.done
+
+        def pick(a: Array, b: Array) -> Array:
+            return jnp.where(done, a, b)
+
+        state_out = jax.tree.map(pick, reset_state, next_state)
+        ts_out = ts._replace(
+            obs=jax.tree.map(pick, reset_ts.obs, ts.obs),
+            state=pick(reset_ts.state, ts.state),
+            alive=pick(reset_ts.alive, ts.alive),
+            action_mask=None
+            if ts.action_mask is None
+            else pick(reset_ts.action_mask, ts.action_mask),
+        )
+        return state_out, ts_out
+
+    return stepped

@@ -1,0 +1,4 @@
+"""Neural-network building blocks: policy/value networks and action distributions.
+
+Action distributions live in :mod:`jmarl.nn.distributions`.
+"""

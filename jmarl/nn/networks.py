@@ -1,0 +1,95 @@
+"""Single-agent networks (Flax Linen behind the :class:`~jmarl.agents.sharing.Network` pair).
+
+Each factory returns a ``Network`` for ONE agent; :func:`jmarl.agents.sharing.share` lifts it
+to all agents. Inputs are one agent's observation pytree (leaves flattened and concatenated).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jmarl.agents.sharing import Network
+from jmarl.types import Array, Params, PRNGKey, PyTree
+
+_ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu, "gelu": nn.gelu, "silu": nn.silu}
+
+
+def flatten_obs(obs: PyTree) -> Array:
+    """One agent's observation pytree -> ``f32[D]`` (leaves flattened, sorted-key order)."""
+    leaves = jax.tree.leaves(obs)
+    return jnp.concatenate([jnp.ravel(x).astype(jnp.float32) for x in leaves], axis=-1)
+
+
+class MLP(nn.Module):
+    """Dense layers with orthogonal init; last layer linear with ``out_scale`` init."""
+
+    hidden: Sequence[int]
+    out_dim: int
+    activation: str = "tanh"
+    out_scale: float = 0.01
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        act = _ACTIVATIONS[self.activation]
+        for h in self.hidden:
+            x = act(nn.Dense(h, kernel_init=nn.initializers.orthogonal(np.sqrt(2.0)))(x))
+        return nn.Dense(self.out_dim, kernel_init=nn.initializers.orthogonal(self.out_scale))(x)
+
+
+class GaussianHead(nn.Module):
+    """MLP mean plus a state-independent learned ``log_std``; returns ``concat(mean, log_std)``."""
+
+    hidden: Sequence[int]
+    action_dim: int
+    activation: str = "tanh"
+    init_log_std: float = -0.5
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        mean = MLP(self.hidden, self.action_dim, self.activation)(x)
+        log_std = self.param(
+            "log_std", nn.initializers.constant(self.init_log_std), (self.action_dim,)
+        )
+        return jnp.concatenate([mean, jnp.broadcast_to(log_std, mean.shape)], axis=-1)
+
+
+def _network(module: nn.Module, example: PyTree) -> Network:
+    def init(key: PRNGKey) -> Params:
+        return module.init(key, flatten_obs(example))
+
+    def apply(params: Params, x: PyTree) -> Array:
+        return module.apply(params, flatten_obs(x))
+
+    return Network(init, apply)
+
+
+def make_actor(
+    example_obs: PyTree,
+    param_size: int,
+    hidden: Sequence[int] = (64, 64),
+    activation: str = "tanh",
+    gaussian: bool = False,
+) -> Network:
+    """Actor for one agent: observation -> action-distribution parameters ``[param_size]``.
+
+    :param example_obs: one agent's observation (shapes only) used to size the first layer.
+    :param gaussian: if True the last half of the output is a learned state-independent log_std.
+    """
+    if gaussian:
+        module: nn.Module = GaussianHead(tuple(hidden), param_size // 2, activation)
+    else:
+        module = MLP(tuple(hidden), param_size, activation, out_scale=0.01)
+    return _network(module, example_obs)
+
+
+def make_critic(
+    example_input: PyTree, hidden: Sequence[int] = (64, 64), activation: str = "tanh"
+) -> Network:
+    """Critic for one agent: input pytree -> scalar value ``[]``."""
+    net = _network(MLP(tuple(hidden), 1, activation, out_scale=1.0), example_input)
+    return Network(net.init, lambda p, x: net.apply(p, x)[..., 0])

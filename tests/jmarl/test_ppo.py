@@ -1,0 +1,126 @@
+"""Contracts of the PPO training loop: smoke over modes, determinism, scan safety, masks."""
+
+from __future__ import annotations
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jmarl
+from jmarl.algos.ppo.losses import PPOBatch, ppo_loss
+from jmarl.algos.ppo.rollout import Transition
+
+TINY = jmarl.PPOConfig(
+    num_envs=2, rollout_length=5, num_epochs=2, num_minibatches=2, hidden_sizes=(8,)
+)
+GROUPS = {"g0": ["agent_0", "agent_2"], "g1": ["agent_1"]}
+
+
+def _trainer(algo: str = "mappo", sharing: str = "shared", continuous: bool = False,
+             updates: int = 2) -> jmarl.Trainer:
+    env = jmarl.make("simple_spread", num_agents=3, max_steps=4, continuous_actions=continuous)
+    kwargs: dict = {}
+    if sharing == "grouped":
+        kwargs["agent_groups"] = GROUPS
+    if sharing == "custom":
+        kwargs["policy_mapping_fn"] = lambda a: "even" if a in ("agent_0", "agent_2") else a
+    cfg = jmarl.ppo_config_for(algo, TINY)
+    return jmarl.make_ppo(env, cfg, updates * cfg.steps_per_update, sharing, **kwargs)
+
+
+@pytest.mark.parametrize("algo", ["ippo", "mappo"])
+@pytest.mark.parametrize("sharing", ["shared", "independent", "grouped", "custom"])
+@pytest.mark.parametrize("continuous", [False, True])
+def test_two_updates_of_every_mode(algo: str, sharing: str, continuous: bool) -> None:
+    trainer = _trainer(algo, sharing, continuous)
+    out = jax.jit(trainer.train)(jax.random.key(0))
+    m = out.metrics
+    assert m["loss"].shape == (2,)
+    for name in ("loss", "policy_loss", "value_loss", "entropy", "grad_norm"):
+        assert np.all(np.isfinite(m[name])), name
+    np.testing.assert_array_equal(m["env_steps"], [10, 20])
+    assert int(out.runner_state.update) == 2
+
+
+def test_same_key_same_metrics_and_different_keys_differ() -> None:
+    trainer = _trainer()
+    train = jax.jit(trainer.train)
+    a, b = train(jax.random.key(1)), train(jax.random.key(1))
+    c = train(jax.random.key(2))
+    chex.assert_trees_all_equal(a.metrics, b.metrics)
+    assert not np.allclose(a.metrics["loss"], c.metrics["loss"])
+
+
+def test_vmap_over_seeds_matches_single_runs() -> None:
+    trainer = _trainer()
+    keys = jax.random.split(jax.random.key(0), 3)
+    many = jax.jit(jax.vmap(trainer.train))(keys)
+    assert many.metrics["loss"].shape == (3, 2)
+    one = jax.jit(trainer.train)(keys[1])
+    np.testing.assert_allclose(many.metrics["loss"][1], one.metrics["loss"], rtol=2e-4, atol=1e-5)
+
+
+def test_step_is_scan_safe_and_does_not_retrace() -> None:
+    trainer = _trainer(sharing="grouped")
+    runner = jax.jit(trainer.init)(jax.random.key(0))
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def step(r: jmarl.algos.ppo.RunnerState) -> tuple:
+        return trainer.step(r)
+
+    new, _ = step(runner)
+    shapes = lambda t: jax.tree.map(lambda x: (x.shape, x.dtype), t)  # noqa: E731
+    assert shapes(new) == shapes(runner)
+    assert jax.tree.structure(new) == jax.tree.structure(runner)
+    step(new)  # a second call with the same shapes must not retrace
+    chex.clear_trace_counter()
+
+
+def test_shared_optimizer_state_is_stored_once() -> None:
+    def sizes(sharing: str) -> tuple[int, int]:
+        runner = jax.eval_shape(_trainer(sharing=sharing).init, jax.random.key(0))
+        count = lambda t: sum(int(np.prod(x.shape)) for x in jax.tree.leaves(t))  # noqa: E731
+        return count(runner.train_state.params), count(runner.train_state.opt_state)
+
+    (p_s, o_s), (p_i, o_i) = sizes("shared"), sizes("independent")
+    assert p_i == 3 * p_s
+    assert o_s <= 2 * p_s + 16  # Adam: two moments per parameter plus counters
+    assert o_i >= 3 * (o_s - 16)
+
+
+def _loss_inputs(alive_agent_1: bool) -> tuple:
+    trainer = _trainer()
+    ac = trainer.actor_critic
+    params = ac.init(jax.random.key(0))
+    env = jmarl.make("simple_spread", num_agents=3, max_steps=4)
+    _, ts = jax.vmap(env.reset)(jax.random.split(jax.random.key(1), 4))  # B=4
+    alive = jnp.ones((4, 3), bool).at[:, 1].set(alive_agent_1)
+    tr = Transition(
+        obs=ts.obs, state=ts.state, action=jnp.ones((4, 3), jnp.int32),
+        log_prob=jnp.full((4, 3), -1.6), value=jnp.zeros((4, 3)), reward=jnp.ones((4, 3)),
+        discount=jnp.ones((4, 3)), alive=alive, action_mask=None,
+    )
+    adv = jnp.array([[1.0, 5.0, -1.0]] * 4) * jnp.arange(1, 5)[:, None]
+    return ac, params, PPOBatch(tr, adv, adv), trainer.config
+
+
+def test_dead_agents_do_not_enter_the_loss() -> None:
+    ac, params, batch, cfg = _loss_inputs(alive_agent_1=False)
+    loss, _ = ppo_loss(params, batch, ac, cfg)
+    # change everything about the dead agent: the loss must not move
+    tr = batch.transition
+    poisoned = batch._replace(
+        transition=tr._replace(obs=tr.obs.at[:, 1].set(1e3), log_prob=tr.log_prob.at[:, 1].set(9.0)),
+        advantages=batch.advantages.at[:, 1].set(-123.0),
+        targets=batch.targets.at[:, 1].set(77.0),
+    )
+    loss2, _ = ppo_loss(params, poisoned, ac, cfg)
+    np.testing.assert_allclose(loss, loss2, rtol=1e-6)
+    grad_obs = jax.grad(
+        lambda o: ppo_loss(params, batch._replace(transition=tr._replace(obs=o)), ac, cfg)[0]
+    )(tr.obs)
+    np.testing.assert_array_equal(grad_obs[:, 1], 0.0)
+    assert np.abs(grad_obs[:, 0]).sum() > 0

@@ -1,0 +1,159 @@
+"""Agent -> policy mapping: modes, errors, memory, equivariance, decentralisation."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jmarl
+from jmarl.agents.sharing import Network, make_policy_mapping, share
+from jmarl.algos.ppo.networks import make_actor_critic
+from jmarl.env import spaces
+
+
+def _spec(n: int = 4, hetero: bool = False) -> jmarl.EnvSpec:
+    obs = spaces.Box(-1.0, 1.0, (3,))
+    per_agent = tuple(
+        spaces.Box(-1.0, 1.0, (2 if hetero and i == n - 1 else 3,)) for i in range(n)
+    )
+    return jmarl.EnvSpec(
+        name="toy",
+        agent_ids=tuple(f"a{i}" for i in range(n)),
+        observation_space=obs,
+        action_space=spaces.Discrete(2),
+        state_space=spaces.Box(-1.0, 1.0, (5,)),
+        max_steps=5,
+        agent_observation_spaces=per_agent,
+    )
+
+
+def test_modes_build_expected_blocks() -> None:
+    spec = _spec(4)
+    shared = make_policy_mapping(spec, "shared")
+    assert [(b.kind, b.agents) for b in shared.blocks] == [("shared", (0, 1, 2, 3))]
+    assert set(shared.policy_map.values()) == {"shared"}
+    indep = make_policy_mapping(spec, "independent")
+    assert [(b.kind, b.agents) for b in indep.blocks] == [("stacked", (0, 1, 2, 3))]
+    assert indep.policy_map == {"a0": "a0", "a1": "a1", "a2": "a2", "a3": "a3"}
+    grouped = make_policy_mapping(spec, "grouped", {"red": ["a0", "a2"], "blue": ["a1", "a3"]})
+    assert [(b.kind, b.agents) for b in grouped.blocks] == [
+        ("shared", (0, 2)),
+        ("shared", (1, 3)),
+    ]
+    custom = make_policy_mapping(spec, "custom", policy_mapping_fn=lambda a: {"a0": "x"}.get(a, a))
+    # "x" has one agent, as do a1..a3: all singletons merge into one stacked block.
+    assert [(b.kind, b.agents) for b in custom.blocks] == [("stacked", (0, 1, 2, 3))]
+    custom2 = make_policy_mapping(spec, "custom", policy_mapping_fn=lambda a: "p" + a[-1] * 0)
+    assert custom2.policy_ids == ("p",)
+
+
+@pytest.mark.parametrize(
+    ("mode", "kwargs", "match"),
+    [
+        ("bogus", {}, "unknown sharing mode"),
+        ("grouped", {}, "needs agent_groups"),
+        ("grouped", {"agent_groups": {"g": ["a0", "a1", "a2"]}}, "without a group"),
+        ("grouped", {"agent_groups": {"g": ["a0", "zz"]}}, "unknown agent 'zz'"),
+        ("grouped", {"agent_groups": {"g": ["a0", "a1"], "h": ["a1", "a2", "a3"]}}, "two groups"),
+        ("custom", {}, "needs policy_mapping_fn"),
+        ("custom", {"policy_mapping_fn": lambda a: 3}, "must return str"),
+    ],
+)
+def test_bad_configurations_raise(mode: str, kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        make_policy_mapping(_spec(4), mode, **kwargs)
+
+
+def test_sharing_across_different_spaces_is_rejected() -> None:
+    spec = _spec(4, hetero=True)
+    with pytest.raises(ValueError, match="'a0' and 'a3'.*differ"):
+        make_policy_mapping(spec, "shared")
+    with pytest.raises(ValueError, match="spaces differ"):
+        make_policy_mapping(spec, "grouped", {"g": ["a0", "a3"], "h": ["a1", "a2"]})
+    # independent, or a group that keeps the odd agent alone, is fine
+    make_policy_mapping(spec, "independent")
+    make_policy_mapping(spec, "grouped", {"g": ["a0", "a1", "a2"], "h": ["a3"]})
+
+
+def _linear() -> Network:
+    return Network(lambda k: jax.random.normal(k, (3, 2)), lambda w, x: x @ w)
+
+
+def test_share_applies_the_right_parameters_to_each_agent() -> None:
+    spec = _spec(4)
+    x = jax.random.normal(jax.random.key(1), (4, 3))
+    for mode, kw in [
+        ("shared", {}),
+        ("independent", {}),
+        ("grouped", {"agent_groups": {"g": ["a3", "a1"], "h": ["a0", "a2"]}}),
+        ("custom", {"policy_mapping_fn": lambda a: "p" if a in ("a0", "a1") else a}),
+    ]:
+        mapping = make_policy_mapping(spec, mode, **kw)
+        net = share(_linear(), mapping)
+        params = net.init(jax.random.key(0))
+        out = net.apply(params, x)
+        assert out.shape == (4, 2)
+        for block, p in zip(mapping.blocks, params):
+            for j, agent in enumerate(block.agents):
+                w = p if block.kind == "shared" else p[j]
+                np.testing.assert_allclose(out[agent], x[agent] @ w, rtol=1e-5, atol=1e-6)
+
+
+def _param_count(tree: object) -> int:
+    return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
+
+
+def test_shared_parameters_do_not_grow_with_agents() -> None:
+    cfg = jmarl.PPOConfig(hidden_sizes=(16,))
+    shared, indep = {}, {}
+    for n in (2, 10, 100):
+        spec = _spec(n)
+        for mode, out in (("shared", shared), ("independent", indep)):
+            ac = make_actor_critic(spec, make_policy_mapping(spec, mode), cfg)
+            out[n] = _param_count(jax.eval_shape(ac.init, jax.random.key(0)))
+    assert shared[2] == shared[10] == shared[100]
+    assert indep[100] == 100 * shared[100] and indep[10] == 10 * shared[10]
+
+
+def _ac(env: jmarl.Env, mode: str, algo: str = "mappo", **cfg_kw: object):  # type: ignore[no-untyped-def]
+    cfg = jmarl.ppo_config_for(algo, jmarl.PPOConfig(hidden_sizes=(32, 32), **cfg_kw))
+    ac = make_actor_critic(env.spec, make_policy_mapping(env.spec, mode), cfg)
+    return ac, ac.init(jax.random.key(0))
+
+
+def test_shared_policy_is_permutation_equivariant() -> None:
+    env = jmarl.make("simple_spread", num_agents=5)
+    ac, params = _ac(env, "shared")
+    _, ts = env.reset(jax.random.key(3))
+    perm = jnp.array([3, 0, 4, 1, 2])
+    out = ac.policy(params.actor, ts.obs)
+    out_perm = ac.policy(params.actor, ts.obs[perm])
+    np.testing.assert_allclose(out_perm, out[perm], rtol=1e-5, atol=1e-6)
+    v = ac.value(params.critic, ts.obs, ts.state)
+    np.testing.assert_allclose(ac.value(params.critic, ts.obs[perm], ts.state), v[perm], atol=1e-5)
+
+
+def test_agent_id_input_breaks_symmetry() -> None:
+    env = jmarl.make("simple_spread", num_agents=3)
+    ac, params = _ac(env, "shared", agent_id_input=True)
+    same = jnp.broadcast_to(env.reset(jax.random.key(0))[1].obs[0], (3, 18))
+    out = ac.policy(params.actor, same)
+    assert not np.allclose(out[0], out[1])
+
+
+@pytest.mark.parametrize("mode", ["shared", "independent"])
+def test_actor_ignores_other_agents_but_central_critic_does_not(mode: str) -> None:
+    env = jmarl.make("simple_spread", num_agents=4)
+    ac, params = _ac(env, mode, algo="mappo")
+    _, ts = env.reset(jax.random.key(0))
+    # Jacobian of agent 0's outputs w.r.t. every agent's observation
+    jac = jax.jacobian(lambda o: ac.policy(params.actor, o)[0])(ts.obs)  # [P, N, D]
+    assert np.abs(jac[:, 0]).sum() > 0
+    np.testing.assert_array_equal(jac[:, 1:], 0.0)
+    vjac = jax.jacobian(lambda s: ac.value(params.critic, ts.obs, s)[0])(ts.state)
+    assert np.abs(vjac).sum() > 0  # the MAPPO critic reads the global state
+    ippo, p2 = _ac(env, mode, algo="ippo")
+    ijac = jax.jacobian(lambda o: ippo.value(p2.critic, o, ts.state)[0])(ts.obs)
+    np.testing.assert_array_equal(ijac[1:], 0.0)
