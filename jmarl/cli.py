@@ -25,7 +25,6 @@ from jmarl.training.config import (
     RunConfig,
     from_dict,
     load_config_file,
-    to_dict,
 )
 
 
@@ -43,7 +42,7 @@ def _doc_params(cls: type) -> dict[str, str]:
     for line in (cls.__doc__ or "").splitlines():
         s = line.strip()
         if s.startswith(":param "):
-            name, _, text = s[len(":param "):].partition(":")
+            name, _, text = s[len(":param ") :].partition(":")
             current = name.strip()
             out[current] = text.strip()
         elif current and s and not s.startswith(":"):
@@ -130,22 +129,34 @@ def _cmd_train(ns: argparse.Namespace) -> int:
 
     cfg = _run_config(ns)
     out = Path(cfg.out) if cfg.out else _default_out(cfg)
-    bar = tqdm(total=cfg.steps, unit="step", disable=ns.quiet, dynamic_ncols=True,
-               desc=f"{cfg.algo} {cfg.env}", file=sys.stderr)
+    bars: list[Any] = []
 
     def progress(steps: int, row: dict[str, Any]) -> None:
+        if not bars:
+            bars.append(
+                tqdm(
+                    total=cfg.steps,
+                    unit="step",
+                    disable=ns.quiet,
+                    dynamic_ncols=True,
+                    desc=f"{cfg.algo} {cfg.env}",
+                    file=sys.stderr,
+                )
+            )
+            bars[0].set_postfix_str("compiling")
+        bar = bars[0]
         bar.update(steps - bar.n)
         if row.get("episode_return") is not None:
             bar.set_postfix(ret=f"{row['episode_return']:.2f}")
 
-    bar.set_postfix_str("compiling")
     try:
         summary = train_run(cfg, out, progress)
     except TrainingError as e:
-        bar.close()
         print(f"jmarl train: error: {e}", file=sys.stderr)
         return 1
-    bar.close()
+    finally:
+        for bar in bars:
+            bar.close()
     print(json.dumps(summary))
     return 0
 

@@ -171,7 +171,9 @@ def share(net: Network, mapping: PolicyMapping) -> Network:
     def init(key: PRNGKey) -> tuple[Params, ...]:
         keys = jax.random.split(key, len(blocks))
         return tuple(
-            net.init(k) if b.kind == "shared" else jax.vmap(net.init)(jax.random.split(k, len(b.agents)))
+            net.init(k)
+            if b.kind == "shared"
+            else jax.vmap(net.init)(jax.random.split(k, len(b.agents)))
             for k, b in zip(keys, blocks)
         )
 

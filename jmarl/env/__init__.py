@@ -2,8 +2,8 @@
 
 from jmarl.env import spaces
 from jmarl.env.base import Env, EnvSpec, EnvState, TimeStep, auto_reset
-from jmarl.env.registry import describe, list_envs, make, register
 from jmarl.env.mpe.simple_spread import make_simple_spread
+from jmarl.env.registry import describe, list_envs, make, register
 
 register(
     "simple_spread",

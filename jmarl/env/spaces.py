@@ -109,8 +109,9 @@ def sample(key: PRNGKey, space: Space, batch_shape: tuple[int, ...] = ()) -> PyT
         low, high = low.reshape(space.shape), high.reshape(space.shape)
         bounded = jnp.isfinite(low) & jnp.isfinite(high)
         k1, k2 = jax.random.split(key)
-        u = jax.random.uniform(k1, shape, minval=jnp.where(bounded, low, 0.0),
-                               maxval=jnp.where(bounded, high, 1.0))
+        u = jax.random.uniform(
+            k1, shape, minval=jnp.where(bounded, low, 0.0), maxval=jnp.where(bounded, high, 1.0)
+        )
         return jnp.where(bounded, u, jax.random.normal(k2, shape)).astype(space.dtype)
     if isinstance(space, Discrete):
         return jax.random.randint(key, batch_shape, 0, space.n, dtype=space.dtype)
@@ -147,8 +148,10 @@ def contains(space: Space, x: PyTree) -> bool:
         a = np.asarray(x)
         return a.shape == space.shape and bool(np.all((a == 0) | (a == 1)))
     if isinstance(space, Dict):
-        return isinstance(x, dict) and set(x) == set(space.keys()) and all(
-            contains(s, x[k]) for k, s in space.spaces
+        return (
+            isinstance(x, dict)
+            and set(x) == set(space.keys())
+            and all(contains(s, x[k]) for k, s in space.spaces)
         )
     if isinstance(space, Tuple):
         return len(x) == len(space.spaces) and all(contains(s, v) for s, v in zip(space.spaces, x))

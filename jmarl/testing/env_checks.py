@@ -12,7 +12,7 @@ check that failed.
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, NoReturn
 
 import jax
 import jax.numpy as jnp
@@ -34,7 +34,7 @@ def check_env(env: Env, key: PRNGKey, num_steps: int = 50) -> None:
     ``num_steps`` steps under ``lax.scan`` has finite rewards and no NaN, and is reproducible
     from the same key; episodes never run past ``spec.max_steps`` and, after auto-reset, start
     again (an episode that ends by truncation alone lasts exactly ``spec.max_steps`` steps);
-    ``reset``/``step``/the rollout ``vmap`` and agree with unbatched calls.
+    ``vmap(reset)`` and ``vmap(step)`` agree with unbatched calls.
 
     :param env: the environment under test.
     :param key: PRNG key for resets, actions and steps.
@@ -72,7 +72,7 @@ def sample_actions(key: PRNGKey, spec: EnvSpec, action_mask: Array | None = None
     return jax.random.categorical(key, logits, axis=-1).astype(space.dtype)
 
 
-def _fail(spec: EnvSpec, msg: str) -> None:
+def _fail(spec: EnvSpec, msg: str) -> NoReturn:
     raise AssertionError(f"check_env({spec.name!r}): {msg}")
 
 
@@ -87,15 +87,28 @@ def _check_spec(spec: EnvSpec) -> None:
         _fail(spec, f"spec.state_space must be a Box, got {spec.state_space!r}")
 
 
-def _signature(tree: PyTree) -> Any:
-    """Structure and per-leaf ``(shape, dtype, weak_type)`` of a pytree of arrays."""
-
-    def leaf(x: Any) -> tuple[tuple[int, ...], str, bool]:
-        weak = bool(getattr(x, "weak_type", False))
-        return tuple(jnp.shape(x)), str(jnp.result_type(x)), weak
-
+def _signature(tree: PyTree) -> list[str]:
+    """One ``path: dtype[shape]`` line per leaf (``~`` marks weak types), then the structure."""
     shapes = jax.eval_shape(lambda t: t, tree)
-    return jax.tree.structure(shapes), jax.tree.leaves(jax.tree.map(leaf, shapes))
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(shapes)
+    lines = []
+    for path, x in leaves:
+        weak = "~" if getattr(x, "weak_type", False) else ""
+        lines.append(
+            f"{jax.tree_util.keystr(path)}: {weak}{jnp.dtype(x.dtype).name}{list(x.shape)}"
+        )
+    return [*lines, f"structure: {treedef}"]
+
+
+def _mismatch(before: list[str], after: list[str]) -> str:
+    """The signature lines that differ (``~`` marks weak types)."""
+    gone = [f"\n  before: {line}" for line in before if line not in after]
+    new = [f"\n  after:  {line}" for line in after if line not in before]
+    return "".join(gone + new)
+
+
+def _same_structure(a: PyTree, b: PyTree) -> bool:
+    return bool(jax.tree.structure(a) == jax.tree.structure(b))  # type: ignore[operator]
 
 
 def _check_array(spec: EnvSpec, x: Any, shape: tuple, dtype: Any, what: str) -> None:
@@ -112,23 +125,30 @@ def _check_timestep(spec: EnvSpec, ts: TimeStep, where: str, batch: tuple = ()) 
     if not isinstance(ts, TimeStep):
         _fail(spec, f"{where} must return a TimeStep, got {type(ts).__name__}")
     n = spec.num_agents
-    expected_obs = spaces.zeros(spec.observation_space, batch + (n,))
-    if jax.tree.structure(ts.obs) != jax.tree.structure(expected_obs):
-        _fail(spec, f"{where} obs structure {jax.tree.structure(ts.obs)} does not match "
-              f"the observation space {jax.tree.structure(expected_obs)}")
-    for x, e in zip(jax.tree.leaves(ts.obs), jax.tree.leaves(expected_obs)):
+    expected_obs = spaces.zeros(spec.observation_space, (*batch, n))
+    if not _same_structure(ts.obs, expected_obs):
+        _fail(
+            spec,
+            f"{where} obs structure {jax.tree.structure(ts.obs)} does not match "
+            f"the observation space {jax.tree.structure(expected_obs)}",
+        )
+    for x, e in zip(jax.tree.leaves(ts.obs), jax.tree.leaves(expected_obs), strict=True):
         _check_array(spec, x, e.shape, e.dtype, f"{where} obs")
-    _check_array(spec, ts.state, batch + spec.state_space.shape, spec.state_space.dtype,
-                 f"{where} state")
-    _check_array(spec, ts.reward, batch + (n,), jnp.float32, f"{where} reward")
+    _check_array(
+        spec, ts.state, batch + spec.state_space.shape, spec.state_space.dtype, f"{where} state"
+    )
+    _check_array(spec, ts.reward, (*batch, n), jnp.float32, f"{where} reward")
     for name in ("terminated", "truncated", "alive"):
-        _check_array(spec, getattr(ts, name), batch + (n,), bool, f"{where} {name}")
+        _check_array(spec, getattr(ts, name), (*batch, n), bool, f"{where} {name}")
     _check_array(spec, ts.done, batch, bool, f"{where} done")
     if ts.action_mask is not None:
         mask = ts.action_mask
-        if mask.shape[: len(batch) + 1] != batch + (n,) or mask.dtype != jnp.bool_:
-            _fail(spec, f"{where} action_mask must be bool{[*batch, n, 'A']}, "
-                  f"got {mask.dtype}{list(mask.shape)}")
+        if mask.shape[: len(batch) + 1] != (*batch, n) or mask.dtype != jnp.bool_:
+            _fail(
+                spec,
+                f"{where} action_mask must be bool{[*batch, n, 'A']}, "
+                f"got {mask.dtype}{list(mask.shape)}",
+            )
         space = spec.action_space
         if isinstance(space, spaces.Discrete) and mask.shape[-1] != space.n:
             _fail(spec, f"{where} action_mask has {mask.shape[-1]} actions, expected {space.n}")
@@ -139,7 +159,7 @@ def _in_space(space: spaces.Space, x: PyTree) -> bool:
     if isinstance(space, spaces.Dict):
         return all(_in_space(s, x[k]) for k, s in space.spaces)
     if isinstance(space, spaces.Tuple):
-        return all(_in_space(s, v) for s, v in zip(space.spaces, x))
+        return all(_in_space(s, v) for s, v in zip(space.spaces, x, strict=True))
     a = np.asarray(x)
     if isinstance(space, spaces.Box):
         low = np.broadcast_to(np.asarray(space.low, np.float64).reshape(-1), (space.size,))
@@ -160,18 +180,24 @@ def _check_obs_in_space(spec: EnvSpec, obs: PyTree, where: str) -> None:
         _fail(spec, f"{where} obs lie outside the observation space (or are NaN)")
 
 
-def _check_step_carry(
-    env: Env, key: PRNGKey, state: PyTree, ts: TimeStep, actions: PyTree
-) -> None:
+def _check_step_carry(env: Env, key: PRNGKey, state: PyTree, ts: TimeStep, actions: PyTree) -> None:
     """``step`` must return a state and a TimeStep shaped exactly like its inputs (scan-safe)."""
     spec = env.spec
     new_state, new_ts = jax.eval_shape(env.step, key, state, actions)
-    if _signature(new_state) != _signature(state):
-        _fail(spec, "step changes the state's structure, shapes, dtypes or weak types "
-              f"(not scan-safe):\n  reset: {_signature(state)}\n  step:  {_signature(new_state)}")
-    if _signature(new_ts) != _signature(ts):
-        _fail(spec, "step returns a TimeStep whose structure, shapes or dtypes differ from "
-              f"reset's:\n  reset: {_signature(ts)}\n  step:  {_signature(new_ts)}")
+    before, after = _signature(state), _signature(new_state)
+    if before != after:
+        _fail(
+            spec,
+            "step changes the state's structure, shapes, dtypes or weak types "
+            f"(not scan-safe; before = reset, after = step):{_mismatch(before, after)}",
+        )
+    before, after = _signature(ts), _signature(new_ts)
+    if before != after:
+        _fail(
+            spec,
+            "step returns a TimeStep whose structure, shapes, dtypes or weak types "
+            f"differ from reset's (before = reset, after = step):{_mismatch(before, after)}",
+        )
     _check_timestep(spec, new_ts, "step")
 
 
@@ -180,12 +206,12 @@ def _check_single_trace(env: Env, key: PRNGKey, state: PyTree, actions: PyTree) 
 
     :returns: the jitted step, for reuse (it fails if it is ever traced again).
     """
-    traces = []
+    traces: list[None] = []
 
     def counted(k: PRNGKey, s: PyTree, a: PyTree) -> tuple[PyTree, TimeStep]:
         traces.append(None)
         if len(traces) > 1:
-            _fail(env.spec, f"jit(step) retraced for inputs {_signature((k, s, a))}")
+            _fail(env.spec, "jit(step) retraced for inputs of unchanged shapes and dtypes")
         return env.step(k, s, a)
 
     step = jax.jit(counted)
@@ -213,9 +239,9 @@ def _rollout(env: Env, key: PRNGKey, num_steps: int) -> tuple[TimeStep, TimeStep
 
 
 def _trees_equal(a: PyTree, b: PyTree, exact: bool) -> bool:
-    if jax.tree.structure(a) != jax.tree.structure(b):
+    if not _same_structure(a, b):
         return False
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
         x, y = np.asarray(x), np.asarray(y)
         if x.shape != y.shape or x.dtype != y.dtype:
             return False
@@ -255,17 +281,23 @@ def _check_episodes(spec: EnvSpec, traj: TimeStep) -> None:
     for t in range(done.shape[0]):
         length += 1
         if length > spec.max_steps:
-            _fail(spec, f"an episode ran past max_steps={spec.max_steps} without done "
-                  f"(rollout step {t})")
+            _fail(
+                spec,
+                f"an episode ran past max_steps={spec.max_steps} without done (rollout step {t})",
+            )
         ended = term[t] | trunc[t]
         if done[t] and not ended.any():
             _fail(spec, f"done at rollout step {t} with no terminated or truncated agent")
         if not done[t] and ended.all():
-            _fail(spec, f"every agent terminated or truncated at rollout step {t} but done is "
-                  "False")
+            _fail(
+                spec, f"every agent terminated or truncated at rollout step {t} but done is False"
+            )
         if done[t] and trunc[t].any() and not term[t].any() and length != spec.max_steps:
-            _fail(spec, f"an episode was truncated after {length} steps, expected max_steps="
-                  f"{spec.max_steps} (does auto-reset restart the step counter?)")
+            _fail(
+                spec,
+                f"an episode was truncated after {length} steps, expected max_steps="
+                f"{spec.max_steps} (does auto-reset restart the step counter?)",
+            )
         if done[t]:
             length = 0
 

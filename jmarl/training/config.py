@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from jmarl.agents.sharing import SHARING_MODES
-from jmarl.algos import ALGORITHMS
+from jmarl.algos import ALGORITHMS, ppo_config_for
 from jmarl.algos.ppo.config import PPOConfig
 from jmarl.env.registry import check_name
 
@@ -63,9 +63,13 @@ class RunConfig:
             raise ValueError(f"unknown sharing {self.sharing!r}; choose from {list(SHARING_MODES)}")
         for name in ("agents", "steps", "seeds", "episode_length"):
             if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+                raise ValueError(
+                    f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}"
+                )
         if self.log_every < 0:
             raise ValueError(f"--log-every must be >= 0, got {self.log_every}")
+        # the critic kind follows --algo, so config.json records what actually ran
+        object.__setattr__(self, "ppo", ppo_config_for(self.algo, self.ppo))
 
 
 # Fields only settable from a config file (not simple scalars on the command line).

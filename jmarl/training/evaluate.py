@@ -51,7 +51,10 @@ def make_evaluate(
 
         n = env.spec.num_agents
         carry = (
-            state, ts, jnp.zeros((episodes, n)), jnp.zeros((episodes,), jnp.int32),
+            state,
+            ts,
+            jnp.zeros((episodes, n)),
+            jnp.zeros((episodes,), jnp.int32),
             jnp.ones((episodes,), bool),
         )
         keys = jax.random.split(k_run, env.spec.max_steps)

@@ -8,9 +8,7 @@ from pathlib import Path
 import numpy as np
 
 
-def plot_returns(
-    path: Path, env_steps: Sequence[float], returns: np.ndarray, title: str
-) -> None:
+def plot_returns(path: Path, env_steps: Sequence[float], returns: np.ndarray, title: str) -> None:
     """Saves episode return vs env steps; ``returns`` is ``[U]`` or ``[seeds, U]``."""
     import matplotlib
 

@@ -18,7 +18,6 @@ from typing import Any
 import jax
 import numpy as np
 
-from jmarl.algos import ppo_config_for
 from jmarl.algos.ppo.train import RunnerState, Trainer, make_ppo
 from jmarl.env.base import Env
 from jmarl.env.registry import make
@@ -53,10 +52,7 @@ def build_trainer(cfg: RunConfig, env: Env) -> Trainer:
                 raise ValueError(f"policy_mapping has no entry for agent {agent!r}")
             return table[agent]
 
-    return make_ppo(
-        env, ppo_config_for(cfg.algo, cfg.ppo), cfg.steps, cfg.sharing, cfg.agent_groups,
-        mapping_fn,
-    )
+    return make_ppo(env, cfg.ppo, cfg.steps, cfg.sharing, cfg.agent_groups, mapping_fn)
 
 
 def chunk_length(num_updates: int, log_every: int) -> int:
@@ -113,7 +109,8 @@ def train_run(
     """Trains ``cfg`` writing ``config.json``, ``metrics.jsonl``, ``returns.png`` and a
     checkpoint into ``out_dir``; returns a summary dict.
 
-    :param progress: called after each chunk with (env steps done, last metrics row).
+    :param progress: called once before compiling with ``(0, {})``, then after each chunk
+        with (env steps done, last metrics row).
     :raises TrainingError: on a non-finite loss or parameters (checkpoint left intact).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -123,6 +120,8 @@ def train_run(
     t_start = time.perf_counter()
     env = build_env(cfg)
     trainer = build_trainer(cfg, env)
+    if progress is not None:
+        progress(0, {})  # configuration is valid; compilation starts
     keys = jax.random.split(jax.random.key(cfg.seed), cfg.seeds)
     runner = jax.jit(jax.vmap(trainer.init))(keys)
     k = chunk_length(trainer.num_updates, cfg.log_every)
@@ -151,14 +150,19 @@ def train_run(
             save_checkpoint(out_dir, runner.train_state, meta)
             if progress is not None:
                 progress(new_rows[-1]["env_steps"], new_rows[-1])
-    returns = np.asarray([[np.nan if r["episode_return"] is None else r["episode_return"]]
-                          for r in rows])[:, 0]
+    returns = np.asarray(
+        [[np.nan if r["episode_return"] is None else r["episode_return"]] for r in rows]
+    )[:, 0]
     per_seed = np.asarray(
         [r.get("episode_return_per_seed", [r["episode_return"]]) for r in rows], dtype=float
     ).T
-    plot_returns(out_dir / "returns.png", [r["env_steps"] for r in rows], per_seed,
-                 f"{cfg.algo.upper()} ({cfg.sharing}) on {cfg.env}, N={cfg.agents}")
-    tail = returns[-max(1, len(returns) // 10):]
+    plot_returns(
+        out_dir / "returns.png",
+        [r["env_steps"] for r in rows],
+        per_seed,
+        f"{cfg.algo.upper()} ({cfg.sharing}) on {cfg.env}, N={cfg.agents}",
+    )
+    tail = returns[-max(1, len(returns) // 10) :]
     return {
         "out": str(out_dir),
         "env_steps": rows[-1]["env_steps"],
@@ -169,8 +173,9 @@ def train_run(
     }
 
 
-def evaluate_run(out_dir: Path, episodes: int = 100, seed: int = 0,
-                 deterministic: bool = False) -> dict[str, Any]:
+def evaluate_run(
+    out_dir: Path, episodes: int = 100, seed: int = 0, deterministic: bool = False
+) -> dict[str, Any]:
     """Loads the checkpoint in ``out_dir`` and evaluates it for ``episodes`` episodes per seed."""
     cfg_path = Path(out_dir) / "config.json"
     if not cfg_path.is_file():
@@ -182,9 +187,11 @@ def evaluate_run(out_dir: Path, episodes: int = 100, seed: int = 0,
     template = jax.eval_shape(jax.vmap(trainer.init), keys).train_state
     template = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), template)
     train_state, meta = load_checkpoint(Path(out_dir), template)
-    evaluate = jax.jit(jax.vmap(
-        make_evaluate(env, trainer.actor_critic, episodes, deterministic), in_axes=(0, None)
-    ))
+    evaluate = jax.jit(
+        jax.vmap(
+            make_evaluate(env, trainer.actor_critic, episodes, deterministic), in_axes=(0, None)
+        )
+    )
     res = jax.device_get(evaluate(train_state.params.actor, jax.random.key(seed)))
     out: dict[str, Any] = {
         "episode_return": float(np.mean(res.returns)),

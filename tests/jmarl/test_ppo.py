@@ -18,8 +18,9 @@ TINY = jmarl.PPOConfig(
 GROUPS = {"g0": ["agent_0", "agent_2"], "g1": ["agent_1"]}
 
 
-def _trainer(algo: str = "mappo", sharing: str = "shared", continuous: bool = False,
-             updates: int = 2) -> jmarl.Trainer:
+def _trainer(
+    algo: str = "mappo", sharing: str = "shared", continuous: bool = False, updates: int = 2
+) -> jmarl.Trainer:
     env = jmarl.make("simple_spread", num_agents=3, max_steps=4, continuous_actions=continuous)
     kwargs: dict = {}
     if sharing == "grouped":
@@ -72,7 +73,7 @@ def test_step_is_scan_safe_and_does_not_retrace() -> None:
         return trainer.step(r)
 
     new, _ = step(runner)
-    shapes = lambda t: jax.tree.map(lambda x: (x.shape, x.dtype), t)  # noqa: E731
+    shapes = lambda t: jax.tree.map(lambda x: (x.shape, x.dtype), t)
     assert shapes(new) == shapes(runner)
     assert jax.tree.structure(new) == jax.tree.structure(runner)
     step(new)  # a second call with the same shapes must not retrace
@@ -82,7 +83,7 @@ def test_step_is_scan_safe_and_does_not_retrace() -> None:
 def test_shared_optimizer_state_is_stored_once() -> None:
     def sizes(sharing: str) -> tuple[int, int]:
         runner = jax.eval_shape(_trainer(sharing=sharing).init, jax.random.key(0))
-        count = lambda t: sum(int(np.prod(x.shape)) for x in jax.tree.leaves(t))  # noqa: E731
+        count = lambda t: sum(int(np.prod(x.shape)) for x in jax.tree.leaves(t))
         return count(runner.train_state.params), count(runner.train_state.opt_state)
 
     (p_s, o_s), (p_i, o_i) = sizes("shared"), sizes("independent")
@@ -99,9 +100,15 @@ def _loss_inputs(alive_agent_1: bool) -> tuple:
     _, ts = jax.vmap(env.reset)(jax.random.split(jax.random.key(1), 4))  # B=4
     alive = jnp.ones((4, 3), bool).at[:, 1].set(alive_agent_1)
     tr = Transition(
-        obs=ts.obs, state=ts.state, action=jnp.ones((4, 3), jnp.int32),
-        log_prob=jnp.full((4, 3), -1.6), value=jnp.zeros((4, 3)), reward=jnp.ones((4, 3)),
-        discount=jnp.ones((4, 3)), alive=alive, action_mask=None,
+        obs=ts.obs,
+        state=ts.state,
+        action=jnp.ones((4, 3), jnp.int32),
+        log_prob=jnp.full((4, 3), -1.6),
+        value=jnp.zeros((4, 3)),
+        reward=jnp.ones((4, 3)),
+        discount=jnp.ones((4, 3)),
+        alive=alive,
+        action_mask=None,
     )
     adv = jnp.array([[1.0, 5.0, -1.0]] * 4) * jnp.arange(1, 5)[:, None]
     return ac, params, PPOBatch(tr, adv, adv), trainer.config
@@ -113,7 +120,9 @@ def test_dead_agents_do_not_enter_the_loss() -> None:
     # change everything about the dead agent: the loss must not move
     tr = batch.transition
     poisoned = batch._replace(
-        transition=tr._replace(obs=tr.obs.at[:, 1].set(1e3), log_prob=tr.log_prob.at[:, 1].set(9.0)),
+        transition=tr._replace(
+            obs=tr.obs.at[:, 1].set(1e3), log_prob=tr.log_prob.at[:, 1].set(9.0)
+        ),
         advantages=batch.advantages.at[:, 1].set(-123.0),
         targets=batch.targets.at[:, 1].set(77.0),
     )

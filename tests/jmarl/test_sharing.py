@@ -15,9 +15,7 @@ from jmarl.env import spaces
 
 def _spec(n: int = 4, hetero: bool = False) -> jmarl.EnvSpec:
     obs = spaces.Box(-1.0, 1.0, (3,))
-    per_agent = tuple(
-        spaces.Box(-1.0, 1.0, (2 if hetero and i == n - 1 else 3,)) for i in range(n)
-    )
+    per_agent = tuple(spaces.Box(-1.0, 1.0, (2 if hetero and i == n - 1 else 3,)) for i in range(n))
     return jmarl.EnvSpec(
         name="toy",
         agent_ids=tuple(f"a{i}" for i in range(n)),

@@ -9,7 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jmarl.env import Env, auto_reset, make
+import jmarl
+from jmarl.env import Env, auto_reset
 from jmarl.env.mpe.simple_spread import (
     SimpleSpreadState,
     contact_forces,
@@ -235,6 +236,8 @@ def test_many_agents_jit_vmap():
 
 # --- check_env catches broken environments ---------------------------------------------------
 
+_UNSEEDED = np.random.default_rng()  # drawn at trace time: makes an env non-deterministic
+
 
 def _broken(reset_fix=None, step_fix=None, auto=True) -> Env:
     """simple_spread (2 agents, 4 steps) with its outputs edited by ``*_fix(state, ts)``."""
@@ -249,17 +252,31 @@ def _broken(reset_fix=None, step_fix=None, auto=True) -> Env:
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        (_broken(step_fix=lambda s, ts: (s, ts._replace(reward=ts.reward[:, None]))),
-         "step returns a TimeStep whose structure, shapes or dtypes differ"),
-        (_broken(lambda s, ts: (s._replace(step=jnp.asarray(0)), ts)),
-         "weak types"),
-        (_broken(step_fix=lambda s, ts: (s, ts._replace(reward=ts.reward / 0.0))),
-         "non-finite reward"),
-        (_broken(step_fix=lambda s, ts: (s, ts._replace(reward=ts.reward + np.random.rand()))),
-         "two rollouts from the same key differ"),
+        (
+            _broken(step_fix=lambda s, ts: (s, ts._replace(reward=ts.reward[:, None]))),
+            "step returns a TimeStep whose structure",
+        ),
+        (
+            _broken(step_fix=lambda s, ts: (s._replace(step=s.step.astype(jnp.float32)), ts)),
+            "step changes the state's structure",
+        ),
+        (
+            _broken(lambda s, ts: (s._replace(step=jnp.asarray(0)), ts)),  # weak-typed counter
+            ".truncated: ~bool[2]",
+        ),
+        (
+            _broken(step_fix=lambda s, ts: (s, ts._replace(reward=ts.reward / 0.0))),
+            "non-finite reward",
+        ),
+        (
+            _broken(step_fix=lambda s, ts: (s, ts._replace(reward=ts.reward + _UNSEEDED.random()))),
+            "two rollouts from the same key differ",
+        ),
         (_broken(auto=False), "truncated after 1 steps, expected max_steps=4"),
-        (_broken(step_fix=lambda s, ts: (s, ts._replace(truncated=ts.truncated & False))),
-         "with no terminated or truncated agent"),
+        (
+            _broken(step_fix=lambda s, ts: (s, ts._replace(truncated=ts.truncated & False))),
+            "with no terminated or truncated agent",
+        ),
     ],
 )
 def test_check_env_catches(env, message):
@@ -287,8 +304,13 @@ def test_scripted_policy_heads_for_its_landmark():
 
 @pytest.mark.parametrize(
     ("continuous", "shape", "dtype"),
-    [(False, (3, 5), jnp.int32), (False, (4,), jnp.int32), (True, (3,), jnp.float32),
-     (True, (3, 4), jnp.float32), (False, (), jnp.int32)],
+    [
+        (False, (3, 5), jnp.int32),
+        (False, (4,), jnp.int32),
+        (True, (3,), jnp.float32),
+        (True, (3, 4), jnp.float32),
+        (False, (), jnp.int32),
+    ],
 )
 def test_bad_action_shape_raises(continuous, shape, dtype):
     env = make_simple_spread(num_agents=3, continuous_actions=continuous)
@@ -317,7 +339,7 @@ def test_bad_arguments_raise(kwargs):
 
 
 def test_make_by_name():
-    env = make("simple_spread", num_agents=4, max_steps=10, continuous_actions=True)
+    env = jmarl.make("simple_spread", num_agents=4, max_steps=10, continuous_actions=True)
     assert isinstance(env, Env)
     assert env.spec.num_agents == 4 and env.spec.max_steps == 10
     assert env.spec.action_space == Box(0.0, 1.0, (5,))
@@ -327,6 +349,7 @@ def test_make_by_name():
 
 def test_make_unknown_name_or_argument_raises():
     with pytest.raises(ValueError, match="did you mean 'simple_spread'"):
-        make("simple_sprad")
+        jmarl.make("simple_sprad")
     with pytest.raises(ValueError, match="bad arguments"):
-        make("simple_spread", num_landmarks=3)
+        jmarl.make("simple_spread", num_landmarks=3)
+    assert "simple_spread" in jmarl.list_envs()

@@ -62,8 +62,11 @@ def init_rollout_state(env: Env, key: PRNGKey, num_envs: int) -> RolloutState:
     n = env.spec.num_agents
     zeros = jnp.zeros((), jnp.float32)
     stats = EpisodeStats(
-        jnp.zeros((num_envs, n), jnp.float32), jnp.zeros((num_envs,), jnp.int32),
-        zeros, zeros, zeros,
+        jnp.zeros((num_envs, n), jnp.float32),
+        jnp.zeros((num_envs,), jnp.int32),
+        zeros,
+        zeros,
+        zeros,
     )
     return RolloutState(env_state, ts, stats)
 
@@ -110,9 +113,14 @@ def make_rollout(
         env_state, next_ts = env_step(jax.random.split(k_env, num_envs), rs.env_state, action)
         ended = next_ts.terminated | next_ts.truncated | next_ts.done[:, None]
         tr = Transition(
-            obs=ts.obs, state=ts.state, action=action, log_prob=log_prob, value=v,
+            obs=ts.obs,
+            state=ts.state,
+            action=action,
+            log_prob=log_prob,
+            value=v,
             reward=next_ts.reward.astype(jnp.float32),
-            discount=1.0 - ended.astype(jnp.float32), alive=ts.alive,
+            discount=1.0 - ended.astype(jnp.float32),
+            alive=ts.alive,
             action_mask=ts.action_mask,
         )
         stats = update_stats(rs.stats, next_ts)

@@ -61,9 +61,7 @@ def _minibatches(batch: PPOBatch, key: PRNGKey, num_minibatches: int) -> PPOBatc
     flat_batch = jax.tree.map(flat, batch)
     size = jax.tree.leaves(flat_batch)[0].shape[0]
     perm = jax.random.permutation(key, size)
-    return jax.tree.map(
-        lambda x: x[perm].reshape((num_minibatches, -1, *x.shape[1:])), flat_batch
-    )
+    return jax.tree.map(lambda x: x[perm].reshape((num_minibatches, -1, *x.shape[1:])), flat_batch)
 
 
 def make_update(

@@ -87,14 +87,15 @@ def contact_forces(pos: Array) -> Array:
 def action_to_u(actions: Array, continuous: bool) -> Array:
     """Agent controls ``u`` (before the force sensitivity) from raw actions.
 
-    :param actions: ``int[N]`` in ``0..4`` (discrete) or ``f32[N, 5]`` (continuous, clipped
-        to ``[0, 1]`` as mpe2's ``ClipOutOfBoundsWrapper`` does).
+    :param actions: ``int[N]`` in ``0..4`` (discrete; taken modulo 5 like mpe2's raw env) or
+        ``f32[N, 5]`` (continuous, clipped to ``[0, 1]`` as mpe2's ``ClipOutOfBoundsWrapper``
+        does).
     :returns: ``f32[N, 2]``.
     """
     if continuous:
         a = jnp.clip(actions.astype(jnp.float32), 0.0, 1.0)
         return jnp.stack([a[:, 2] - a[:, 1], a[:, 4] - a[:, 3]], axis=-1)
-    return jnp.asarray(_DIRECTIONS)[actions]
+    return jnp.asarray(_DIRECTIONS)[actions % NUM_ACTIONS]
 
 
 def integrate(pos: Array, vel: Array, force: Array) -> tuple[Array, Array]:
@@ -274,7 +275,7 @@ def scripted_landmark_policy(obs: Array, brake: float = 0.2) -> Array:
     where ``gap`` is its own landmark's relative position; the velocity term brakes before
     arrival (``brake=0`` oscillates around the landmark). A sanity baseline: with 3 agents and
     25 steps it scores about -10.8 per-agent return (about -15.2 with ``brake=0``), against
-    about -27 for uniform random actions.
+    about -26.3 for uniform random actions (both measured over 2000+ episodes).
 
     :param obs: ``f32[..., N, 6N]`` simple_spread observations.
     :param brake: seconds of look-ahead on the current velocity.
