@@ -127,7 +127,7 @@ def auto_reset(reset: ResetFn, step: StepFn) -> StepFn:
             state=pick(reset_ts.state, ts.state),
             alive=pick(reset_ts.alive, ts.alive),
             action_mask=None
-            if ts.action_mask is None
+            if ts.action_mask is None or reset_ts.action_mask is None
             else pick(reset_ts.action_mask, ts.action_mask),
         )
         return state_out, ts_out

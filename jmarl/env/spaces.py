@@ -94,7 +94,7 @@ class Tuple:
     spaces: tuple[Space, ...]
 
 
-Space = Union[Box, Discrete, MultiDiscrete, MultiBinary, Dict, Tuple]
+Space = Union[Box, Discrete, MultiDiscrete, MultiBinary, Dict, Tuple]  # noqa: UP007
 
 
 def sample(key: PRNGKey, space: Space, batch_shape: tuple[int, ...] = ()) -> PyTree:

@@ -63,7 +63,8 @@ def _network(module: nn.Module, example: PyTree) -> Network:
         return module.init(key, flatten_obs(example))
 
     def apply(params: Params, x: PyTree) -> Array:
-        return module.apply(params, flatten_obs(x))
+        out: Array = module.apply(params, flatten_obs(x))  # type: ignore[assignment]
+        return out
 
     return Network(init, apply)
 

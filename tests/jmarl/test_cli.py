@@ -130,7 +130,7 @@ def test_bad_flag_exit_code_from_a_real_process() -> None:
 
 
 def _nan_env(num_agents: int = 3, max_steps: int = 25, continuous_actions: bool = False) -> Env:
-    """simple_spread whose rewards turn NaN after 75 steps of each env (update 4 of 25-step rollouts)."""
+    """simple_spread whose rewards turn NaN after 75 steps of each env (update 4)."""
     base = jmarl.make("simple_spread", num_agents=num_agents, max_steps=max_steps)
 
     def reset(key: jax.Array) -> tuple:

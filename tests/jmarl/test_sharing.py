@@ -66,7 +66,7 @@ def test_bad_configurations_raise(mode: str, kwargs: dict, match: str) -> None:
 
 def test_sharing_across_different_spaces_is_rejected() -> None:
     spec = _spec(4, hetero=True)
-    with pytest.raises(ValueError, match="'a0' and 'a3'.*differ"):
+    with pytest.raises(ValueError, match=r"'a0' and 'a3'.*differ"):
         make_policy_mapping(spec, "shared")
     with pytest.raises(ValueError, match="spaces differ"):
         make_policy_mapping(spec, "grouped", {"g": ["a0", "a3"], "h": ["a1", "a2"]})

@@ -38,14 +38,14 @@ class EpisodeStats(NamedTuple):
     """Running per-env returns and totals of the episodes completed since the last reset.
 
     ``running`` ``f32[E, N]``; ``return_sum`` sums the per-agent return (mean over agents)
-    of each completed episode; ``length_sum`` their lengths; ``count`` how many completed.
+    of each completed episode; ``length_sum`` their lengths; ``episodes`` how many completed.
     """
 
     running: Array
     length: Array
     return_sum: Array
     length_sum: Array
-    count: Array
+    episodes: Array
 
 
 class RolloutState(NamedTuple):
@@ -81,14 +81,14 @@ def update_stats(stats: EpisodeStats, ts: TimeStep) -> EpisodeStats:
         length=jnp.where(ts.done, 0, length),
         return_sum=stats.return_sum + jnp.sum(done * running.mean(axis=-1)),
         length_sum=stats.length_sum + jnp.sum(done * length),
-        count=stats.count + jnp.sum(done),
+        episodes=stats.episodes + jnp.sum(done),
     )
 
 
 def reset_totals(stats: EpisodeStats) -> EpisodeStats:
     """Zeroes the completed-episode totals, keeping the running returns."""
     zero = jnp.zeros((), jnp.float32)
-    return stats._replace(return_sum=zero, length_sum=zero, count=zero)
+    return stats._replace(return_sum=zero, length_sum=zero, episodes=zero)
 
 
 def make_rollout(

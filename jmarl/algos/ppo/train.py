@@ -114,10 +114,10 @@ def make_ppo(
         metrics.update(
             env_steps=n_upd * cfg.steps_per_update,
             episode_return=jnp.where(
-                stats.count > 0, stats.return_sum / jnp.maximum(stats.count, 1), jnp.nan
+                stats.episodes > 0, stats.return_sum / jnp.maximum(stats.episodes, 1), jnp.nan
             ),
-            episode_length=stats.length_sum / jnp.maximum(stats.count, 1),
-            episodes=stats.count,
+            episode_length=stats.length_sum / jnp.maximum(stats.episodes, 1),
+            episodes=stats.episodes,
             step_reward=jnp.mean(traj.reward),
         )
         return RunnerState(train_state, rs, key, n_upd), metrics
