@@ -6,7 +6,7 @@
 from jmarl.agents.sharing import SHARING_MODES, PolicyMapping, make_policy_mapping, share
 from jmarl.algos import ALGORITHMS, ppo_config_for
 from jmarl.algos.ppo import PPOConfig, Trainer, TrainOutput, make_ppo
-from jmarl.env import Env, EnvSpec, TimeStep, list_envs, make, register, spaces
+from jmarl.env import Env, EnvSpec, TimeStep, from_jaxmarl, list_envs, make, register, spaces
 
 __version__ = "0.1.0"
 
@@ -20,6 +20,7 @@ __all__ = [
     "TimeStep",
     "TrainOutput",
     "Trainer",
+    "from_jaxmarl",
     "list_envs",
     "make",
     "make_policy_mapping",

@@ -2,6 +2,7 @@
 
 from jmarl.env import spaces
 from jmarl.env.base import Env, EnvSpec, EnvState, TimeStep, auto_reset
+from jmarl.env.jaxmarl_adapter import from_jaxmarl
 from jmarl.env.mpe.simple_spread import make_simple_spread
 from jmarl.env.registry import describe, list_envs, make, register
 
@@ -18,6 +19,7 @@ __all__ = [
     "TimeStep",
     "auto_reset",
     "describe",
+    "from_jaxmarl",
     "list_envs",
     "make",
     "make_simple_spread",

@@ -1,0 +1,116 @@
+"""Helpers shared by the benchmark scripts: machine facts, compile/run timing, JSON output.
+
+Every script prints exactly one JSON object on stdout; progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import jax
+
+
+def log(message: str) -> None:
+    """Progress line on stderr (stdout carries only the final JSON object)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def machine_info() -> dict[str, Any]:
+    """Versions, device and CPU facts to record beside every measurement."""
+    import jaxlib
+
+    device = jax.devices()[0]
+    return {
+        "jax_version": jax.__version__,
+        "jaxlib_version": jaxlib.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": f"{device.platform}: {device.device_kind}",
+        "device_count": jax.device_count(),
+        "cpu_count": os.cpu_count(),
+        "load_average_1m_at_start": round(os.getloadavg()[0], 2),
+    }
+
+
+def compile_jit(fn: Callable[..., Any], *args: Any) -> tuple[Callable[..., Any], float]:
+    """``jax.jit(fn)`` lowered and compiled for ``args``; returns it and the seconds it took."""
+    start = time.perf_counter()
+    compiled = jax.jit(fn).lower(*args).compile()
+    return compiled, time.perf_counter() - start
+
+
+class Timing(NamedTuple):
+    """Wall seconds of repeated runs of one compiled program."""
+
+    runs_s: tuple[float, ...]
+
+    @property
+    def best_s(self) -> float:
+        return min(self.runs_s)
+
+    @property
+    def median_s(self) -> float:
+        return statistics.median(self.runs_s)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "best_s": self.best_s,
+            "median_s": self.median_s,
+            "runs_s": list(self.runs_s),
+        }
+
+
+def time_compiled(
+    compiled: Callable[..., Any], args: Sequence[Any], repeats: int, warmup: int = 1
+) -> Timing:
+    """Runs ``compiled(*args)`` ``warmup`` times untimed, then ``repeats`` timed runs.
+
+    Each run is timed with ``time.perf_counter`` around ``jax.block_until_ready``.
+    """
+    for _ in range(warmup):
+        jax.block_until_ready(compiled(*args))
+    runs = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(compiled(*args))
+        runs.append(time.perf_counter() - start)
+    return Timing(tuple(runs))
+
+
+def tree_bytes(tree: Any) -> int:
+    """Bytes held by the array leaves of ``tree`` (shapes and dtypes only, no transfer)."""
+    return sum(int(x.size) * x.dtype.itemsize for x in jax.tree.leaves(tree))
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    """``numerator / denominator``, or None when either is missing or the denominator is 0."""
+    if numerator is None or denominator is None or denominator == 0:
+        return None
+    return numerator / denominator
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe copy: non-finite floats become None, floats keep 4 significant digits."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        return float(f"{value:.4g}")
+    return value
+
+
+def emit(result: dict[str, Any]) -> None:
+    """Prints ``result`` as the one JSON object on stdout."""
+    result = {**result, "load_average_1m_at_end": round(os.getloadavg()[0], 2)}
+    print(json.dumps(_clean(result), indent=2))
