@@ -74,24 +74,32 @@ def _add_field(group: Any, f: dataclasses.Field, hints: dict[str, Any], doc: str
         group.add_argument(flag, type=tp, metavar=f.name.upper(), **kwargs)
 
 
-def _add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, skip: Sequence[str]) -> None:
+def _add_dataclass_flags(
+    parser: argparse.ArgumentParser, defaults: Any, skip: Sequence[str]
+) -> None:
+    """One flag per field of the dataclass instance ``defaults`` (help shows its value)."""
+    cls = type(defaults)
     hints = typing.get_type_hints(cls)
     docs = _doc_params(cls)
     group = parser.add_argument_group(cls.__name__)
     for f in dataclasses.fields(cls):
         if f.name not in skip:
-            _add_field(group, f, hints, docs.get(f.name, ""))
+            value = getattr(defaults, f.name)
+            shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
+            _add_field(group, f, hints, f"{docs.get(f.name, '')} (default: {shown})")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``jmarl`` command."""
-    parser = _Parser(prog="jmarl", description="Functional JAX multi-agent RL.")
+    parser = _Parser(prog="jmarl", description="Functional JAX multi-agent RL.",
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     train = sub.add_parser("train", help="train agents (default: MAPPO, shared, simple_spread)")
     train.add_argument("--config", help="JSON or TOML file of settings (flags override it)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
-    _add_dataclass_flags(train, RunConfig, FILE_ONLY_FIELDS)
-    _add_dataclass_flags(train, PPOConfig, DERIVED_PPO_FIELDS)
+    defaults = RunConfig()
+    _add_dataclass_flags(train, defaults, FILE_ONLY_FIELDS)
+    _add_dataclass_flags(train, defaults.ppo, DERIVED_PPO_FIELDS)
     ev = sub.add_parser("evaluate", help="evaluate the checkpoint of a run folder")
     ev.add_argument("dir", help="a folder written by `jmarl train`")
     ev.add_argument("--episodes", type=int, default=100, help="episodes per seed")

@@ -19,7 +19,7 @@ THRESHOLD = -21.5
 @pytest.mark.parametrize(("algo", "sharing"), [("mappo", "shared"), ("ippo", "independent")])
 def test_learns_simple_spread_on_a_small_budget(algo: str, sharing: str) -> None:
     env = jmarl.make("simple_spread", num_agents=3)
-    cfg = jmarl.ppo_config_for(algo, jmarl.PPOConfig())
+    cfg = jmarl.ppo_config_for(algo, jmarl.PPOConfig(gamma=0.9))
     trainer = jmarl.make_ppo(env, cfg, BUDGET, sharing)
     out = jax.jit(trainer.train)(jax.random.key(0))
     returns = np.asarray(out.metrics["episode_return"])
