@@ -91,8 +91,11 @@ def _add_dataclass_flags(
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``jmarl`` command."""
-    parser = _Parser(prog="jmarl", description="Functional JAX multi-agent RL.",
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(
+        prog="jmarl",
+        description="Functional JAX multi-agent RL.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     train = sub.add_parser("train", help="train agents (default: MAPPO, shared, simple_spread)")
     train.add_argument("--config", help="JSON or TOML file of settings (flags override it)")

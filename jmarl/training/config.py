@@ -13,7 +13,6 @@ from jmarl.algos import ALGORITHMS, ppo_config_for
 from jmarl.algos.ppo.config import PPOConfig
 from jmarl.env.registry import check_name
 
-
 # PPO settings of the built-in default run (MAPPO on 3-agent simple_spread): a short
 # discount suits its 25-step episodes with dense distance rewards. PPO keys given in a config
 # file or as flags override these, field by field.
