@@ -13,11 +13,13 @@ import pytest
 import jmarl
 
 BUDGET = 400_000
-THRESHOLD = -21.5
 
 
-@pytest.mark.parametrize(("algo", "sharing"), [("mappo", "shared"), ("ippo", "independent")])
-def test_learns_simple_spread_on_a_small_budget(algo: str, sharing: str) -> None:
+# measured at 400k steps, seed 0: mappo/shared -19.4, ippo/independent -20.9 (random: -26)
+@pytest.mark.parametrize(
+    ("algo", "sharing", "threshold"), [("mappo", "shared", -21.0), ("ippo", "independent", -22.0)]
+)
+def test_learns_simple_spread_on_a_small_budget(algo: str, sharing: str, threshold: float) -> None:
     env = jmarl.make("simple_spread", num_agents=3)
     cfg = jmarl.ppo_config_for(algo, jmarl.PPOConfig(gamma=0.9))
     trainer = jmarl.make_ppo(env, cfg, BUDGET, sharing)
@@ -25,4 +27,4 @@ def test_learns_simple_spread_on_a_small_budget(algo: str, sharing: str) -> None
     returns = np.asarray(out.metrics["episode_return"])
     first, last = returns[:3].mean(), returns[-len(returns) // 10 :].mean()
     assert first < -24.0  # starts near random play
-    assert last > THRESHOLD, f"{algo}/{sharing}: final return {last:.2f} <= {THRESHOLD}"
+    assert last > threshold, f"{algo}/{sharing}: final return {last:.2f} <= {threshold}"
