@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import importlib
 import json
 import sys
 import types
@@ -136,9 +137,10 @@ def _default_out(cfg: RunConfig) -> Path:
 def _cmd_train(ns: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from jmarl.training.run import TrainingError, train_run
+    from jmarl.training.recorder import TrainingError
 
     cfg = _run_config(ns)
+    train_run = _driver(cfg.env, "train")
     out = Path(cfg.out) if cfg.out else _default_out(cfg)
     bars: list[Any] = []
 
@@ -172,13 +174,23 @@ def _cmd_train(ns: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_evaluate(ns: argparse.Namespace) -> int:
-    from jmarl.training.run import evaluate_run
+def _driver(env: str, what: str) -> Any:
+    """``train_run`` / ``evaluate_run`` for ``env``: PettingZoo envs go through ``bridge``."""
+    if env.startswith("pettingzoo:"):
+        module = importlib.import_module("bridge.pettingzoo_train")
+    else:
+        module = importlib.import_module("jmarl.training.run")
+    return getattr(module, f"{what}_run")
 
+
+def _cmd_evaluate(ns: argparse.Namespace) -> int:
     if ns.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {ns.episodes}")
     if not Path(ns.dir).is_dir():
         raise ValueError(f"no such run folder: {ns.dir}")
+    config = Path(ns.dir) / "config.json"
+    env = json.loads(config.read_text()).get("env", "") if config.is_file() else ""
+    evaluate_run = _driver(env, "evaluate")
     print(json.dumps(evaluate_run(Path(ns.dir), ns.episodes, ns.seed, ns.deterministic)))
     return 0
 

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +19,10 @@ import numpy as np
 from jmarl.algos.ppo.train import RunnerState, Trainer, make_ppo
 from jmarl.env.base import Env
 from jmarl.env.registry import make
-from jmarl.training.checkpoint import load_checkpoint, save_checkpoint
-from jmarl.training.config import RunConfig, from_dict, to_dict
+from jmarl.training.checkpoint import load_checkpoint
+from jmarl.training.config import RunConfig, from_dict
 from jmarl.training.evaluate import make_evaluate
-from jmarl.training.plotting import plot_returns
-
-
-class TrainingError(RuntimeError):
-    """Training stopped (e.g. a non-finite loss); the last good checkpoint is kept."""
+from jmarl.training.recorder import Progress, RunRecorder
 
 
 def build_env(cfg: RunConfig) -> Env:
@@ -62,40 +56,6 @@ def chunk_length(num_updates: int, log_every: int) -> int:
     return max(d for d in range(1, target + 1) if num_updates % d == 0)
 
 
-def _finite(x: Any) -> bool:
-    return all(bool(np.all(np.isfinite(np.asarray(v)))) for v in jax.tree.leaves(x))
-
-
-def _json_value(v: Any) -> Any:
-    v = np.asarray(v)
-    if v.ndim:
-        return [_json_value(x) for x in v]
-    f = float(v)
-    if not math.isfinite(f):
-        return None
-    return int(f) if np.issubdtype(v.dtype, np.integer) else f
-
-
-def _metric_rows(metrics: dict[str, np.ndarray], t0: float, t1: float) -> list[dict[str, Any]]:
-    """Per-update rows from chunk metrics ``{name: [seeds, k]}`` (mean over seeds)."""
-    k = metrics["env_steps"].shape[1]
-    rows = []
-    for i in range(k):
-        row: dict[str, Any] = {
-            "env_steps": int(metrics["env_steps"][0, i]),
-            "wall_time_s": round(t0 + (t1 - t0) * (i + 1) / k, 3),
-        }
-        for name, v in metrics.items():
-            if name == "env_steps":
-                continue
-            col = np.asarray(v[:, i], dtype=float)
-            row[name] = _json_value(np.nanmean(col) if np.any(np.isfinite(col)) else np.nan)
-            if name == "episode_return" and col.shape[0] > 1:
-                row["episode_return_per_seed"] = _json_value(col)
-        rows.append(row)
-    return rows
-
-
 def _compile_chunk(trainer: Trainer, k: int, runner: RunnerState) -> Callable:
     def chunk(r: RunnerState) -> tuple[RunnerState, dict]:
         return jax.lax.scan(lambda c, _: trainer.step(c), r, None, length=k)
@@ -103,9 +63,7 @@ def _compile_chunk(trainer: Trainer, k: int, runner: RunnerState) -> Callable:
     return jax.jit(jax.vmap(chunk), donate_argnums=0).lower(runner).compile()
 
 
-def train_run(
-    cfg: RunConfig, out_dir: Path, progress: Callable[[int, dict[str, Any]], None] | None = None
-) -> dict[str, Any]:
+def train_run(cfg: RunConfig, out_dir: Path, progress: Progress | None = None) -> dict[str, Any]:
     """Trains ``cfg`` writing ``config.json``, ``metrics.jsonl``, ``returns.png`` and a
     checkpoint into ``out_dir``; returns a summary dict.
 
@@ -113,64 +71,19 @@ def train_run(
         with (env steps done, last metrics row).
     :raises TrainingError: on a non-finite loss or parameters (checkpoint left intact).
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if cfg.out != str(out_dir):
-        cfg = replace(cfg, out=str(out_dir))
-    (out_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=2) + "\n")
-    t_start = time.perf_counter()
     env = build_env(cfg)
     trainer = build_trainer(cfg, env)
-    if progress is not None:
-        progress(0, {})  # configuration is valid; compilation starts
+    recorder = RunRecorder(cfg, out_dir, progress)
+    recorder.started()
     keys = jax.random.split(jax.random.key(cfg.seed), cfg.seeds)
     runner = jax.jit(jax.vmap(trainer.init))(keys)
     k = chunk_length(trainer.num_updates, cfg.log_every)
     chunk = _compile_chunk(trainer, k, runner)
-    compile_s = time.perf_counter() - t_start
-    rows: list[dict[str, Any]] = []
-    t_prev = time.perf_counter() - t_start
-    with (out_dir / "metrics.jsonl").open("w") as f:
-        for c in range(trainer.num_updates // k):
-            runner, m = chunk(runner)
-            m = jax.device_get(m)
-            t_now = time.perf_counter() - t_start
-            new_rows = _metric_rows(m, t_prev, t_now)
-            t_prev = t_now
-            for row in new_rows:
-                f.write(json.dumps(row) + "\n")
-            f.flush()
-            rows.extend(new_rows)
-            if not (_finite(m["loss"]) and _finite(runner.train_state.params)):
-                bad = next(i for i, r in enumerate(new_rows) if r.get("loss") is None)
-                raise TrainingError(
-                    f"non-finite loss at update {c * k + bad + 1}; stopped. The last good "
-                    f"checkpoint in {out_dir} is kept."
-                )
-            meta = {"update": (c + 1) * k, "env_steps": new_rows[-1]["env_steps"]}
-            save_checkpoint(out_dir, runner.train_state, meta)
-            if progress is not None:
-                progress(new_rows[-1]["env_steps"], new_rows[-1])
-    returns = np.asarray(
-        [[np.nan if r["episode_return"] is None else r["episode_return"]] for r in rows]
-    )[:, 0]
-    per_seed = np.asarray(
-        [r.get("episode_return_per_seed", [r["episode_return"]]) for r in rows], dtype=float
-    ).T
-    plot_returns(
-        out_dir / "returns.png",
-        [r["env_steps"] for r in rows],
-        per_seed,
-        f"{cfg.algo.upper()} ({cfg.sharing}) on {cfg.env}, N={cfg.agents}",
-    )
-    tail = returns[-max(1, len(returns) // 10) :]
-    return {
-        "out": str(out_dir),
-        "env_steps": rows[-1]["env_steps"],
-        "updates": len(rows),
-        "final_episode_return": float(np.nanmean(tail)),
-        "compile_s": round(compile_s, 2),
-        "wall_time_s": round(time.perf_counter() - t_start, 2),
-    }
+    recorder.compiled()
+    for _ in range(trainer.num_updates // k):
+        runner, metrics = chunk(runner)
+        recorder.record(metrics, runner.train_state)
+    return recorder.finish()
 
 
 def evaluate_run(
