@@ -17,13 +17,16 @@ from jmarl.env.registry import check_name
 # discount suits its 25-step episodes with dense distance rewards. PPO keys given in a config
 # file or as flags override these, field by field.
 DEFAULT_PPO = PPOConfig(gamma=0.9)
+PETTINGZOO_PREFIX = "pettingzoo:"
 
 
 @dataclass(frozen=True)
 class RunConfig:
     """One training run.
 
-    :param env: a registered JAX env name (``jmarl envs``).
+    :param env: a registered JAX env name (``jmarl envs``), or ``pettingzoo:<module>`` for a
+        PettingZoo env stepped on the host through ``bridge`` (e.g.
+        ``pettingzoo:mpe2.simple_spread_v3``; constructor arguments via ``env_kwargs``).
     :param algo: ``mappo`` (centralised critic) or ``ippo`` (local critics).
     :param sharing: ``shared`` | ``independent`` | ``grouped`` (needs ``agent_groups``) |
         ``custom`` (needs ``policy_mapping`` in a config file: agent id -> policy id).
@@ -37,6 +40,7 @@ class RunConfig:
     :param out: output folder (default: a new folder under ``runs/``).
     :param agent_groups: group -> agent ids, for ``sharing=grouped`` (config file only).
     :param policy_mapping: agent id -> policy id, for ``sharing=custom`` (config file only).
+    :param env_kwargs: keyword arguments of a PettingZoo env's constructor (config file only).
     :param ppo: PPO hyperparameters (``--num-envs``, ``--lr``, ...).
     """
 
@@ -53,15 +57,19 @@ class RunConfig:
     out: str | None = None
     agent_groups: dict[str, list[str]] | None = None
     policy_mapping: dict[str, str] | None = None
+    env_kwargs: dict[str, Any] | None = None
     ppo: PPOConfig = DEFAULT_PPO
 
     def __post_init__(self) -> None:
-        if self.env.startswith("pettingzoo:"):
-            raise ValueError(
-                f"--env {self.env}: PettingZoo environments are not supported yet "
-                "(the PettingZoo bridge is a later issue); use a built-in env (jmarl envs)"
-            )
-        check_name(self.env)
+        if self.env.startswith(PETTINGZOO_PREFIX):
+            module = self.env[len(PETTINGZOO_PREFIX) :]
+            if not module or not all(p.isidentifier() for p in module.split(".")):
+                raise ValueError(
+                    f"--env {self.env!r}: expected pettingzoo:<module path>, "
+                    "e.g. pettingzoo:mpe2.simple_spread_v3"
+                )
+        else:
+            check_name(self.env)
         if self.algo not in ALGORITHMS:
             raise ValueError(f"unknown algorithm {self.algo!r}; choose from {list(ALGORITHMS)}")
         if self.sharing not in SHARING_MODES:
@@ -78,7 +86,7 @@ class RunConfig:
 
 
 # Fields only settable from a config file (not simple scalars on the command line).
-FILE_ONLY_FIELDS = ("agent_groups", "policy_mapping", "ppo")
+FILE_ONLY_FIELDS = ("agent_groups", "policy_mapping", "env_kwargs", "ppo")
 # PPO fields that the CLI does not expose because another flag decides them.
 DERIVED_PPO_FIELDS = ("centralized_critic",)
 

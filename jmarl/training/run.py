@@ -35,18 +35,23 @@ def build_env(cfg: RunConfig) -> Env:
     )
 
 
+def build_mapping_fn(cfg: RunConfig) -> Callable[[str], str] | None:
+    """The custom ``policy_mapping_fn`` of ``cfg.policy_mapping`` (None without one)."""
+    if cfg.policy_mapping is None:
+        return None
+    table = dict(cfg.policy_mapping)
+
+    def mapping_fn(agent: str) -> str:
+        if agent not in table:
+            raise ValueError(f"policy_mapping has no entry for agent {agent!r}")
+        return table[agent]
+
+    return mapping_fn
+
+
 def build_trainer(cfg: RunConfig, env: Env) -> Trainer:
     """The PPO trainer for ``cfg`` (algo decides the critic; sharing the mapping)."""
-    mapping_fn: Callable[[str], str] | None = None
-    if cfg.policy_mapping is not None:
-        table = dict(cfg.policy_mapping)
-
-        def mapping_fn(agent: str) -> str:
-            if agent not in table:
-                raise ValueError(f"policy_mapping has no entry for agent {agent!r}")
-            return table[agent]
-
-    return make_ppo(env, cfg.ppo, cfg.steps, cfg.sharing, cfg.agent_groups, mapping_fn)
+    return make_ppo(env, cfg.ppo, cfg.steps, cfg.sharing, cfg.agent_groups, build_mapping_fn(cfg))
 
 
 def chunk_length(num_updates: int, log_every: int) -> int:
