@@ -98,11 +98,17 @@ StepFn = Callable[[PRNGKey, EnvState, PyTree], tuple[EnvState, TimeStep]]
 
 
 class Env(NamedTuple):
-    """A pure multi-agent environment: ``reset`` and auto-resetting ``step`` (both jittable)."""
+    """A pure multi-agent environment: ``reset`` and auto-resetting ``step`` (both jittable).
+
+    ``step_without_reset``, when given, is the same transition without the auto-reset: its
+    ``TimeStep`` on the last step of an episode holds the true terminal observation (used by
+    wrappers that must report it, e.g. ``bridge.to_pettingzoo``).
+    """
 
     spec: EnvSpec
     reset: ResetFn
     step: StepFn
+    step_without_reset: StepFn | None = None
 
 
 def auto_reset(reset: ResetFn, step: StepFn) -> StepFn:

@@ -265,7 +265,13 @@ def make_simple_spread(
         continuous=bool(continuous_actions),
         local_ratio=float(local_ratio),
     )
-    return Env(spec, reset, auto_reset(reset, lambda key, state, a: step(state, a)))
+
+    def step_without_reset(
+        key: PRNGKey, state: SimpleSpreadState, actions: Array
+    ) -> tuple[SimpleSpreadState, TimeStep]:
+        return step(state, actions)
+
+    return Env(spec, reset, auto_reset(reset, step_without_reset), step_without_reset)
 
 
 def scripted_landmark_policy(obs: Array, brake: float = 0.2) -> Array:
