@@ -16,7 +16,7 @@ A JaxMARL-style env has ``agents`` (names), ``observation_space(agent)``,
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -56,6 +56,63 @@ def _pad_flat(x: Array, size: int) -> Array:
     return jnp.pad(flat, (0, size - flat.shape[0]))
 
 
+class _Layout(NamedTuple):
+    """How a JaxMARL env's per-agent dicts map onto jmarl's stacked layout."""
+
+    env: Any
+    agents: tuple[str, ...]
+    obs_dim: int | None  # pad flat observations to this size (None: stack as they are)
+    pad_mask: Array | None  # bool[N, A]: actions each agent really has
+
+
+def _layout(
+    env: Any, obs_space: spaces.Space, own_obs: list, act_space: spaces.Space, own_act: list
+) -> _Layout:
+    padded = any(s != obs_space for s in own_obs)
+    obs_dim = obs_space.shape[0] if padded else None  # type: ignore[union-attr]
+    pad_mask = None
+    if isinstance(act_space, spaces.Discrete) and any(s != act_space for s in own_act):
+        pad_mask = jnp.asarray([[j < s.n for j in range(act_space.n)] for s in own_act])
+    return _Layout(env, tuple(env.agents), obs_dim, pad_mask)
+
+
+def _stack(lay: _Layout, obs: dict[str, Array]) -> Array:
+    if lay.obs_dim is not None:
+        return jnp.stack([_pad_flat(obs[a], lay.obs_dim) for a in lay.agents])
+    return jnp.stack([obs[a] for a in lay.agents])
+
+
+def _global_state(lay: _Layout, obs: dict[str, Array]) -> Array:
+    if "world_state" in obs:
+        return jnp.ravel(obs["world_state"]).astype(jnp.float32)
+    return jnp.concatenate([jnp.ravel(obs[a]).astype(jnp.float32) for a in lay.agents])
+
+
+def _mask(lay: _Layout, state: Any) -> Array | None:
+    m = lay.pad_mask
+    if hasattr(lay.env, "get_avail_actions"):
+        avail = lay.env.get_avail_actions(state)
+        m2 = jnp.stack([jnp.asarray(avail[a], bool) for a in lay.agents])
+        m = m2 if m is None else (m & m2)
+    return m
+
+
+def _timestep(
+    lay: _Layout, obs: dict, state: Any, reward: Array, term: Array, done: Array
+) -> TimeStep:
+    n = len(lay.agents)
+    return TimeStep(
+        obs=_stack(lay, obs),
+        state=_global_state(lay, obs),
+        reward=reward,
+        terminated=term,
+        truncated=jnp.zeros((n,), bool),
+        done=done,
+        alive=jnp.ones((n,), bool),
+        action_mask=_mask(lay, state),
+    )
+
+
 def from_jaxmarl(env: Any, max_steps: int | None = None, name: str | None = None) -> Env:
     """Wraps a JaxMARL-style env as a jmarl :class:`Env` (see the module docstring)."""
     agents = tuple(env.agents)
@@ -63,66 +120,34 @@ def from_jaxmarl(env: Any, max_steps: int | None = None, name: str | None = None
     own_act = [convert_space(env.action_space(a)) for a in agents]
     obs_space = _stack_spaces(own_obs, "observation")
     act_space = _stack_spaces(own_act, "action")
-    padded = any(s != obs_space for s in own_obs)
-    obs_dim = obs_space.shape[0] if padded else None  # type: ignore[union-attr]
-    n = len(agents)
+    lay = _layout(env, obs_space, own_obs, act_space, own_act)
     steps = int(max_steps if max_steps is not None else getattr(env, "max_steps", 0) or 0)
     if steps < 1:
         raise ValueError("from_jaxmarl: the env has no max_steps attribute; pass max_steps=")
-    has_avail = hasattr(env, "get_avail_actions")
-    pad_mask = None
-    if isinstance(act_space, spaces.Discrete) and any(s != act_space for s in own_act):
-        pad_mask = jnp.asarray([[j < s.n for j in range(act_space.n)] for s in own_act])  # type: ignore[union-attr]
-
-    def stack(obs: dict[str, Array]) -> Array:
-        if padded:
-            return jnp.stack([_pad_flat(obs[a], obs_dim) for a in agents])  # type: ignore[arg-type]
-        return jnp.stack([obs[a] for a in agents])
-
-    def global_state(obs: dict[str, Array]) -> Array:
-        if "world_state" in obs:
-            return jnp.ravel(obs["world_state"]).astype(jnp.float32)
-        return jnp.concatenate([jnp.ravel(obs[a]).astype(jnp.float32) for a in agents])
-
-    def mask(state: Any) -> Array | None:
-        m = pad_mask
-        if has_avail:
-            avail = env.get_avail_actions(state)
-            m2 = jnp.stack([jnp.asarray(avail[a], bool) for a in agents])
-            m = m2 if m is None else (m & m2)
-        return m
-
-    def timestep(obs: dict, state: Any, reward: Array, term: Array, done: Array) -> TimeStep:
-        return TimeStep(
-            obs=stack(obs),
-            state=global_state(obs),
-            reward=reward,
-            terminated=term,
-            truncated=jnp.zeros((n,), bool),
-            done=done,
-            alive=jnp.ones((n,), bool),
-            action_mask=mask(state),
-        )
+    n = len(agents)
 
     def reset(key: PRNGKey) -> tuple[Any, TimeStep]:
         obs, state = env.reset(key)
         zeros = jnp.zeros((n,), bool)
-        return state, timestep(obs, state, jnp.zeros((n,), jnp.float32), zeros, jnp.array(False))
+        return state, _timestep(
+            lay, obs, state, jnp.zeros((n,), jnp.float32), zeros, jnp.array(False)
+        )
 
     def step(key: PRNGKey, state: Any, actions: Array) -> tuple[Any, TimeStep]:
-        act = {a: actions[i] for i, a in enumerate(agents)}
-        obs, state, rew, dones, _ = env.step(key, state, act)
+        obs, state, rew, dones, _ = env.step(
+            key, state, {a: actions[i] for i, a in enumerate(agents)}
+        )
         reward = jnp.stack([jnp.asarray(rew[a], jnp.float32) for a in agents])
         term = jnp.stack([jnp.asarray(dones[a], bool) for a in agents])
-        return state, timestep(obs, state, reward, term, jnp.asarray(dones["__all__"], bool))
+        return state, _timestep(lay, obs, state, reward, term, jnp.asarray(dones["__all__"], bool))
 
-    state_dim = int(jax.eval_shape(lambda k: global_state(env.reset(k)[0]), jax.random.key(0)).size)
+    state_dim = jax.eval_shape(lambda k: _global_state(lay, env.reset(k)[0]), jax.random.key(0))
     spec = EnvSpec(
         name=name or f"jaxmarl:{type(env).__name__}",
         agent_ids=agents,
         observation_space=obs_space,
         action_space=act_space,
-        state_space=spaces.Box(-np.inf, np.inf, (state_dim,)),
+        state_space=spaces.Box(-np.inf, np.inf, (int(state_dim.size),)),
         max_steps=steps,
         agent_observation_spaces=tuple(own_obs),
         agent_action_spaces=tuple(own_act),
