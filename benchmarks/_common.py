@@ -5,6 +5,7 @@ Every script prints exactly one JSON object on stdout; progress goes to stderr.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import math
 import os
@@ -21,6 +22,12 @@ import jax
 def log(message: str) -> None:
     """Progress line on stderr (stdout carries only the final JSON object)."""
     print(message, file=sys.stderr, flush=True)
+
+
+def arm_watchdog(seconds: float) -> None:
+    """Ends the process (exit 1, Python stacks on stderr) if it is still running after
+    ``seconds``: a wedged XLA:CPU program then fails the script instead of hanging it."""
+    faulthandler.dump_traceback_later(seconds, exit=True)
 
 
 def machine_info() -> dict[str, Any]:

@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from _common import compile_jit, emit, log, machine_info, ratio, time_compiled
+from _common import arm_watchdog, compile_jit, emit, log, machine_info, ratio, time_compiled
 
 import jmarl
 
@@ -195,6 +195,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
+    arm_watchdog(240 if args.quick else 1200)
     if args.case:
         cases = tuple(Case(*(int(v) for v in c.split(","))) for c in args.case)
     else:

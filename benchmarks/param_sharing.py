@@ -10,8 +10,9 @@ run, measured in the same run:
 (b) ``step_memory``: XLA's memory analysis of the compiled train step
     (``jax.jit(trainer.step).lower(runner).compile().memory_analysis()``), temp + argument +
     output bytes; reported as None where the backend gives no analysis;
-(c) ``learning``: both train for the same env-step budget on the same seeds
-    (``jax.jit(jax.vmap(trainer.train))(keys)``); each one's improvement is its final per-agent
+(c) ``learning``: both train for the same env-step budget on the same seeds, all seeds in one
+    program (``jax.vmap`` over ``trainer.init``, then over the scan of ``trainer.step`` that
+    ``trainer.train`` runs; see ``updates_loop``); each one's improvement is its final per-agent
     return (mean of the last 10% of updates, then over seeds) minus the per-agent return of
     uniform random actions, measured here on the same env; the claim is
     ``shared_improvement / independent_improvement`` (target >= 0.9).
@@ -24,13 +25,15 @@ Run (under 6 minutes on 2 CPU cores; ``--quick`` checks the script in under a mi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from _common import compile_jit, emit, log, machine_info, ratio, tree_bytes
+from _common import arm_watchdog, compile_jit, emit, log, machine_info, ratio, tree_bytes
 
 import jmarl
 
@@ -111,6 +114,24 @@ def final_returns(episode_return: np.ndarray) -> np.ndarray:
     return np.nanmean(episode_return[:, -window:], axis=1)
 
 
+def updates_loop(trainer: jmarl.Trainer) -> Callable[[Any], dict[str, jax.Array]]:
+    """``trainer.train`` without its ``init``: ``num_updates`` steps from a given runner.
+
+    ``trainer.train`` is ``init`` followed by exactly this scan. Initialising in a separate
+    program keeps the batched QR of the independent policies' orthogonal init (a LAPACK custom
+    call) out of the training program: on XLA:CPU with jaxlib 0.10.2 the two together
+    intermittently deadlock (all threads idle in ``block_until_ready``).
+    """
+
+    def run(runner: Any) -> dict[str, jax.Array]:
+        _, metrics = jax.lax.scan(
+            lambda r, _: trainer.step(r), runner, None, length=trainer.num_updates
+        )
+        return metrics
+
+    return run
+
+
 def improvement_ratio(shared: float, independent: float) -> float | str:
     """``shared / independent`` improvement, or why it is undefined (baseline did not improve)."""
     if not independent > 0:
@@ -128,14 +149,15 @@ def measure_mode(
     log(f"[param_sharing] {mode}: compiling one train step")
     step_compiled, step_compile_s = compile_jit(trainer.step, runner)
     keys = jax.random.split(jax.random.key(1), args.seeds)
-    log(f"[param_sharing] {mode}: compiling train (vmap over {args.seeds} seeds)")
-    train_compiled, train_compile_s = compile_jit(jax.vmap(trainer.train), keys)
+    log(f"[param_sharing] {mode}: compiling {trainer.num_updates} updates x {args.seeds} seeds")
+    runners = jax.block_until_ready(jax.jit(jax.vmap(trainer.init))(keys))
+    train_compiled, train_compile_s = compile_jit(jax.vmap(updates_loop(trainer)), runners)
     env_steps = trainer.num_updates * cfg.steps_per_update
     log(f"[param_sharing] {mode}: training {args.seeds} seeds x {env_steps} env steps")
     start = time.perf_counter()
-    out = jax.block_until_ready(train_compiled(keys))
+    metrics = jax.block_until_ready(train_compiled(runners))
     train_s = time.perf_counter() - start
-    returns = np.asarray(out.metrics["episode_return"])  # [K, U]
+    returns = np.asarray(metrics["episode_return"])  # [K, U]
     final = final_returns(returns)
     log(f"[param_sharing] {mode}: final per-agent return {final.mean():.2f} ({train_s:.0f}s)")
     return {
@@ -156,6 +178,7 @@ def measure_mode(
 
 def main() -> None:
     args = parse_args()
+    arm_watchdog(240 if args.quick else 1800)
     info = machine_info()
     env = jmarl.make("simple_spread", num_agents=args.num_agents)
     base = jmarl.PPOConfig(
@@ -181,9 +204,8 @@ def main() -> None:
                 "rollout_length": args.rollout_length,
                 "env_steps_per_seed": args.steps,
                 "seeds": args.seeds,
-                "gamma": args.gamma,
-                "ppo": "jmarl.PPOConfig defaults otherwise (4 epochs, 2 minibatches, 64x64 MLP)",
             },
+            "ppo_config": dataclasses.asdict(cfg),
             "baseline": "sharing='independent', same config, steps and seeds, measured in this run",
             "random_return": rand,
             "random_return_from": f"{args.random_envs} envs x {args.random_episodes} episodes",

@@ -16,10 +16,11 @@ Run (about 6 minutes on 2 CPU cores; ``--quick`` checks the script in under a mi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from typing import Any
 
 import jax
-from _common import compile_jit, emit, log, machine_info, ratio, time_compiled
+from _common import arm_watchdog, compile_jit, emit, log, machine_info, ratio, time_compiled
 
 import jmarl
 
@@ -50,7 +51,12 @@ def parse_args() -> argparse.Namespace:
         help="default 3 10 100 (3 100 with --quick); 3 is always run",
     )
     parser.add_argument("--algos", nargs="+", default=["ippo", "mappo"], choices=jmarl.ALGORITHMS)
-    parser.add_argument("--sharing", default="shared", choices=jmarl.SHARING_MODES[:2])
+    parser.add_argument(
+        "--sharing",
+        default="shared",
+        choices=jmarl.SHARING_MODES[:2],
+        help="independent: see the XLA:CPU deadlock note in param_sharing.updates_loop",
+    )
     parser.add_argument("--num-envs", type=int, default=64)
     parser.add_argument("--rollout-length", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=3)
@@ -66,11 +72,16 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
+def ppo_config(algo: str, args: argparse.Namespace) -> jmarl.PPOConfig:
+    """``PPOConfig`` defaults with the run's env count and rollout length, critic per ``algo``."""
+    base = jmarl.PPOConfig(num_envs=args.num_envs, rollout_length=args.rollout_length)
+    return jmarl.ppo_config_for(algo, base)
+
+
 def measure_row(n: int, algo: str, total_steps: int, args: argparse.Namespace) -> dict[str, Any]:
     """Compiles and times one training loop; returns its row (without ratios)."""
     env = jmarl.make("simple_spread", num_agents=n)
-    base = jmarl.PPOConfig(num_envs=args.num_envs, rollout_length=args.rollout_length)
-    cfg = jmarl.ppo_config_for(algo, base)
+    cfg = ppo_config(algo, args)
     trainer = jmarl.make_ppo(env, cfg, total_steps, args.sharing)
     key = jax.random.key(args.seed)
     log(f"[train_throughput] N={n} {algo}: compiling")
@@ -95,6 +106,7 @@ def measure_row(n: int, algo: str, total_steps: int, args: argparse.Namespace) -
 
 def main() -> None:
     args = parse_args()
+    arm_watchdog(240 if args.quick else 1800)
     budgets = QUICK_STEPS if args.quick else FULL_STEPS
     agents = [3] + [n for n in dict.fromkeys(args.agents) if n != 3]
     algos = ["ippo"] + [a for a in dict.fromkeys(args.algos) if a != "ippo"]
@@ -123,10 +135,10 @@ def main() -> None:
                 "sharing": args.sharing,
                 "num_envs": args.num_envs,
                 "rollout_length": args.rollout_length,
-                "ppo": "jmarl.PPOConfig defaults otherwise (4 epochs, 2 minibatches, 64x64 MLP)",
                 "repeats": args.repeats,
                 "throughput_from": "best run; env_steps_per_s_median from the median run",
             },
+            "ppo_config_ippo": dataclasses.asdict(ppo_config("ippo", args)),
             "baseline": "this loop at N=3, ippo (first row), measured in this run",
             "rows": rows,
             "reference_figure_jaxmarl_ippo": REFERENCE_FIGURE,

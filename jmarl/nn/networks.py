@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jmarl.agents.sharing import Network
+from jmarl.nn.initializers import orthogonal
 from jmarl.types import Array, Params, PRNGKey, PyTree
 
 _ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu, "gelu": nn.gelu, "silu": nn.silu}
@@ -37,8 +38,8 @@ class MLP(nn.Module):
     def __call__(self, x: Array) -> Array:
         act = _ACTIVATIONS[self.activation]
         for h in self.hidden:
-            x = act(nn.Dense(h, kernel_init=nn.initializers.orthogonal(np.sqrt(2.0)))(x))
-        return nn.Dense(self.out_dim, kernel_init=nn.initializers.orthogonal(self.out_scale))(x)
+            x = act(nn.Dense(h, kernel_init=orthogonal(np.sqrt(2.0)))(x))
+        return nn.Dense(self.out_dim, kernel_init=orthogonal(self.out_scale))(x)
 
 
 class GaussianHead(nn.Module):
