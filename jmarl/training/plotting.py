@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,7 +21,10 @@ def plot_returns(path: Path, env_steps: Sequence[float], returns: np.ndarray, ti
     if r.shape[0] > 1:
         for i, row in enumerate(r):
             ax.plot(env_steps, row, alpha=0.35, lw=1, label=f"seed {i}")
-    ax.plot(env_steps, np.nanmean(r, axis=0), lw=2, color="C0", label="mean")
+    with warnings.catch_warnings():  # updates without a finished episode are NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(r, axis=0)
+    ax.plot(env_steps, mean, lw=2, color="C0", label="mean")
     ax.set_xlabel("env steps")
     ax.set_ylabel("episode return (per agent)")
     ax.set_title(title)

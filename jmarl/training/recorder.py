@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -46,6 +47,14 @@ def json_value(v: Any) -> Any:
     return int(f) if np.issubdtype(v.dtype, np.integer) else f
 
 
+def nan_mean(x: Any, axis: int | None = None) -> Any:
+    """``np.nanmean`` that returns NaN for all-NaN slices without a RuntimeWarning (updates
+    in which no episode finished have no return)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(np.asarray(x, dtype=float), axis=axis)
+
+
 def metric_rows(metrics: dict[str, np.ndarray], t0: float, t1: float) -> list[dict[str, Any]]:
     """Per-update rows from chunk metrics ``{name: [seeds, k]}`` (means over seeds).
 
@@ -62,7 +71,7 @@ def metric_rows(metrics: dict[str, np.ndarray], t0: float, t1: float) -> list[di
             if name == "env_steps":
                 continue
             col = np.asarray(v[:, i], dtype=float)
-            row[name] = json_value(np.nanmean(col) if np.any(np.isfinite(col)) else np.nan)
+            row[name] = json_value(nan_mean(col))
             if name == "episode_return" and col.shape[0] > 1:
                 row["episode_return_per_seed"] = json_value(col)
         rows.append(row)
@@ -136,9 +145,9 @@ class RunRecorder:
             per_seed,
             f"{cfg.algo.upper()} ({cfg.sharing}) on {cfg.env}",
         )
-        mean = np.nanmean(per_seed, axis=0) if np.isfinite(per_seed).any() else per_seed[0]
+        mean = nan_mean(per_seed, axis=0)
         tail = mean[-max(1, len(mean) // 10) :]
-        final = float(np.nanmean(tail)) if np.isfinite(tail).any() else None
+        final = float(nan_mean(tail)) if np.isfinite(tail).any() else None
         return {
             "out": str(self.out_dir),
             "env_steps": rows[-1]["env_steps"] if rows else 0,

@@ -114,3 +114,26 @@ def test_mappo_through_the_bridge_beats_random_play(tmp_path: Path) -> None:
     rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     last = np.mean([r["episode_return"] for r in rows[-len(rows) // 5 :]])
     assert last > -23.0, last
+
+
+def test_magent2_battle_trains_through_the_bridge(tmp_path: Path) -> None:
+    pytest.importorskip("magent2")
+    conf = tmp_path / "battle.json"
+    conf.write_text(
+        json.dumps(
+            {
+                "env": "pettingzoo:magent2.environments.battle_v4",
+                "env_kwargs": {"map_size": 12, "max_cycles": 30},
+                "steps": 100,
+                "ppo": {
+                    "num_envs": 2,
+                    "rollout_length": 25,
+                    "num_minibatches": 1,
+                    "hidden_sizes": [16],
+                },
+            }
+        )
+    )
+    assert main(["train", "--config", str(conf), "--quiet", "--out", str(tmp_path / "r")]) == 0
+    rows = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all(r["loss"] is not None for r in rows)
