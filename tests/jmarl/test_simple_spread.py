@@ -353,3 +353,21 @@ def test_make_unknown_name_or_argument_raises():
     with pytest.raises(ValueError, match="bad arguments"):
         jmarl.make("simple_spread", num_landmarks=3)
     assert "simple_spread" in jmarl.list_envs()
+
+
+def test_fused_auto_reset_step_equals_generic_auto_reset() -> None:
+    """env.step builds observations once, but must equal auto_reset(reset, step_without_reset)."""
+    from jmarl.env.base import auto_reset
+
+    env = jmarl.make("simple_spread", num_agents=5, max_steps=4)
+    generic = jax.jit(auto_reset(env.reset, env.step_without_reset))
+    fused = jax.jit(env.step)
+    s1, _ = env.reset(jax.random.key(0))
+    s2 = s1
+    for t in range(10):  # crosses two episode boundaries
+        k = jax.random.key(100 + t)
+        a = jax.random.randint(k, (5,), 0, 5)
+        s1, t1 = fused(k, s1, a)
+        s2, t2 = generic(k, s2, a)
+        for x, y in zip(jax.tree.leaves((s1, t1)), jax.tree.leaves((s2, t2))):
+            np.testing.assert_allclose(x, y, atol=1e-6)

@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jmarl.env.base import Env, EnvSpec, TimeStep, auto_reset
+from jmarl.env.base import Env, EnvSpec, TimeStep
 from jmarl.env.spaces import Box, Discrete
 from jmarl.types import Array, PRNGKey
 
@@ -170,18 +170,22 @@ def _timestep(state: SimpleSpreadState, reward: Array, truncated: Array) -> Time
     )
 
 
-def simple_spread_reset(key: PRNGKey, num_agents: int) -> tuple[SimpleSpreadState, TimeStep]:
-    """Starts an episode: agents, then landmarks, uniform in ``[-1, 1]^2``; zero velocities.
-
-    :returns: the state and the first ``TimeStep`` (``obs f32[N, 6N]``, zero rewards).
-    """
+def _reset_state(key: PRNGKey, num_agents: int) -> SimpleSpreadState:
     xy = jax.random.uniform(key, (2 * num_agents, 2), jnp.float32, -1.0, 1.0)
-    state = SimpleSpreadState(
+    return SimpleSpreadState(
         agent_pos=xy[:num_agents],
         agent_vel=jnp.zeros((num_agents, 2), jnp.float32),
         landmark_pos=xy[num_agents:],
         step=jnp.zeros((), jnp.int32),
     )
+
+
+def simple_spread_reset(key: PRNGKey, num_agents: int) -> tuple[SimpleSpreadState, TimeStep]:
+    """Starts an episode: agents, then landmarks, uniform in ``[-1, 1]^2``; zero velocities.
+
+    :returns: the state and the first ``TimeStep`` (``obs f32[N, 6N]``, zero rewards).
+    """
+    state = _reset_state(key, num_agents)
     return state, _timestep(state, jnp.zeros((num_agents,)), jnp.zeros((), bool))
 
 
@@ -201,6 +205,18 @@ def check_actions(actions: Array, num_agents: int, continuous: bool) -> None:
         )
 
 
+def _advance(
+    state: SimpleSpreadState, actions: Array, continuous: bool, local_ratio: float
+) -> tuple[SimpleSpreadState, Array]:
+    """Physics and rewards of one step: the next state and ``f32[N]`` rewards."""
+    n = state.agent_pos.shape[0]
+    check_actions(actions, n, continuous)
+    force = SENSITIVITY * action_to_u(actions, continuous) + contact_forces(state.agent_pos)
+    pos, vel = integrate(state.agent_pos, state.agent_vel, force)
+    state = SimpleSpreadState(pos, vel, state.landmark_pos, state.step + 1)
+    return state, rewards(pos, state.landmark_pos, local_ratio)
+
+
 def simple_spread_step(
     state: SimpleSpreadState,
     actions: Array,
@@ -216,13 +232,28 @@ def simple_spread_step(
     :returns: the next state and its ``TimeStep``; rewards and observations describe the
         state after the move.
     """
-    n = state.agent_pos.shape[0]
-    check_actions(actions, n, continuous)
-    force = SENSITIVITY * action_to_u(actions, continuous) + contact_forces(state.agent_pos)
-    pos, vel = integrate(state.agent_pos, state.agent_vel, force)
-    state = SimpleSpreadState(pos, vel, state.landmark_pos, state.step + 1)
-    reward = rewards(pos, state.landmark_pos, local_ratio)
+    state, reward = _advance(state, actions, continuous, local_ratio)
     return state, _timestep(state, reward, state.step >= max_steps)
+
+
+def simple_spread_auto_reset_step(
+    key: PRNGKey,
+    state: SimpleSpreadState,
+    actions: Array,
+    *,
+    max_steps: int,
+    continuous: bool = False,
+    local_ratio: float = 0.5,
+) -> tuple[SimpleSpreadState, TimeStep]:
+    """One step with auto-reset, equal to ``auto_reset(reset, step)`` (same keys, same
+    values) but building the ``[N, 6N]`` observations once, from the state that is kept."""
+    n = state.agent_pos.shape[0]
+    state, reward = _advance(state, actions, continuous, local_ratio)
+    done = state.step >= max_steps
+    _, key_reset = jax.random.split(key)
+    fresh = _reset_state(key_reset, n)
+    state = jax.tree.map(lambda a, b: jnp.where(done, a, b), fresh, state)
+    return state, _timestep(state, reward, done)
 
 
 def make_simple_spread(
@@ -259,19 +290,22 @@ def make_simple_spread(
         max_steps=max_steps,
     )
     reset = functools.partial(simple_spread_reset, num_agents=n)
+    continuous, ratio = bool(continuous_actions), float(local_ratio)
     step = functools.partial(
-        simple_spread_step,
+        simple_spread_auto_reset_step,
         max_steps=max_steps,
-        continuous=bool(continuous_actions),
-        local_ratio=float(local_ratio),
+        continuous=continuous,
+        local_ratio=ratio,
     )
 
     def step_without_reset(
         key: PRNGKey, state: SimpleSpreadState, actions: Array
     ) -> tuple[SimpleSpreadState, TimeStep]:
-        return step(state, actions)
+        return simple_spread_step(
+            state, actions, max_steps=max_steps, continuous=continuous, local_ratio=ratio
+        )
 
-    return Env(spec, reset, auto_reset(reset, step_without_reset), step_without_reset)
+    return Env(spec, reset, step, step_without_reset)
 
 
 def scripted_landmark_policy(obs: Array, brake: float = 0.2) -> Array:
