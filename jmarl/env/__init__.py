@@ -2,6 +2,7 @@
 
 from jmarl.env import spaces
 from jmarl.env.base import Env, EnvSpec, EnvState, TimeStep, auto_reset
+from jmarl.env.dict_goal import make_dict_goal
 from jmarl.env.jaxmarl_adapter import from_jaxmarl
 from jmarl.env.mpe.simple_spread import make_simple_spread
 from jmarl.env.registry import describe, list_envs, make, register
@@ -10,6 +11,11 @@ register(
     "simple_spread",
     make_simple_spread,
     "MPE simple_spread (mpe2.simple_spread_v3 dynamics): N agents cover N landmarks",
+)
+register(
+    "dict_goal",
+    make_dict_goal,
+    "grid world with Dict observations (landmark image, own position, target number)",
 )
 
 __all__ = [
@@ -22,6 +28,7 @@ __all__ = [
     "from_jaxmarl",
     "list_envs",
     "make",
+    "make_dict_goal",
     "make_simple_spread",
     "register",
     "spaces",

@@ -19,6 +19,10 @@ An environment is a pair of pure functions plus a static description::
   ``spec.agent_observation_spaces`` / ``spec.agent_action_spaces`` keep each agent's own
   space; policies may only be shared by agents whose own spaces are equal.
 * Observations may be any pytree (e.g. a Dict space gives a dict of ``[N, ...]`` arrays).
+  A Dict observation may also show the action mask (e.g. under ``"action_mask"``, as
+  PettingZoo envs do): policies do not encode such entries
+  (:func:`jmarl.nn.encoders.is_mask_key`) and mask actions with ``ts.action_mask`` only, so
+  an env that shows its mask must return it as ``ts.action_mask`` too.
 """
 
 from __future__ import annotations

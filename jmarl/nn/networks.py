@@ -1,12 +1,15 @@
 """Single-agent networks (Flax Linen behind the :class:`~jmarl.agents.sharing.Network` pair).
 
 Each factory returns a ``Network`` for ONE agent; :func:`jmarl.agents.sharing.share` lifts it
-to all agents. Inputs are one agent's observation pytree (leaves flattened and concatenated).
+to all agents. Inputs are one agent's observation pytree: by default its leaves are flattened
+and concatenated into the MLP; given an ``input_space``, a space-driven encoder
+(:mod:`jmarl.nn.encoders`: CNN for images, embeddings for discrete parts, ...) computes the
+MLP's input instead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -14,6 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jmarl.agents.sharing import Network
+from jmarl.env.spaces import Space
+from jmarl.nn.encoders import EncoderConfig, SpaceEncoder
 from jmarl.nn.initializers import orthogonal
 from jmarl.types import Array, Params, PRNGKey, PyTree
 
@@ -59,12 +64,33 @@ class GaussianHead(nn.Module):
         return jnp.concatenate([mean, jnp.broadcast_to(log_std, mean.shape)], axis=-1)
 
 
-def _network(module: nn.Module, example: PyTree) -> Network:
+class EncodedHead(nn.Module):
+    """``encoder`` (observation pytree -> features) followed by ``head`` (features -> out)."""
+
+    encoder: nn.Module
+    head: nn.Module
+
+    def __call__(self, x: PyTree) -> Array:
+        out: Array = self.head(self.encoder(x))
+        return out
+
+
+def _network(
+    head: nn.Module, example: PyTree, input_space: Space | None, encoder: EncoderConfig | None
+) -> Network:
+    """``head`` on flattened inputs, or behind a ``SpaceEncoder`` of ``input_space``."""
+    prepare: Callable[[PyTree], PyTree]
+    if input_space is None:
+        module, prepare = head, flatten_obs
+    else:
+        enc = SpaceEncoder(input_space, encoder or EncoderConfig())
+        module, prepare = EncodedHead(enc, head), lambda x: x
+
     def init(key: PRNGKey) -> Params:
-        return module.init(key, flatten_obs(example))
+        return module.init(key, prepare(example))
 
     def apply(params: Params, x: PyTree) -> Array:
-        out: Array = module.apply(params, flatten_obs(x))  # type: ignore[assignment]
+        out: Array = module.apply(params, prepare(x))  # type: ignore[assignment]
         return out
 
     return Network(init, apply)
@@ -76,22 +102,35 @@ def make_actor(
     hidden: Sequence[int] = (64, 64),
     activation: str = "tanh",
     gaussian: bool = False,
+    input_space: Space | None = None,
+    encoder: EncoderConfig | None = None,
 ) -> Network:
     """Actor for one agent: observation -> action-distribution parameters ``[param_size]``.
 
     :param example_obs: one agent's observation (shapes only) used to size the first layer.
     :param gaussian: if True the last half of the output is a learned state-independent log_std.
+    :param input_space: the space of ``example_obs``; when given, the MLP sees the features of
+        :class:`~jmarl.nn.encoders.SpaceEncoder` instead of the flattened leaves.
+    :param encoder: the encoder's widths (default :class:`~jmarl.nn.encoders.EncoderConfig`).
     """
     if gaussian:
         module: nn.Module = GaussianHead(tuple(hidden), param_size // 2, activation)
     else:
         module = MLP(tuple(hidden), param_size, activation, out_scale=0.01)
-    return _network(module, example_obs)
+    return _network(module, example_obs, input_space, encoder)
 
 
 def make_critic(
-    example_input: PyTree, hidden: Sequence[int] = (64, 64), activation: str = "tanh"
+    example_input: PyTree,
+    hidden: Sequence[int] = (64, 64),
+    activation: str = "tanh",
+    input_space: Space | None = None,
+    encoder: EncoderConfig | None = None,
 ) -> Network:
-    """Critic for one agent: input pytree -> scalar value ``[]``."""
-    net = _network(MLP(tuple(hidden), 1, activation, out_scale=1.0), example_input)
+    """Critic for one agent: input pytree -> scalar value ``[]``.
+
+    ``input_space`` and ``encoder`` as in :func:`make_actor`.
+    """
+    mlp = MLP(tuple(hidden), 1, activation, out_scale=1.0)
+    net = _network(mlp, example_input, input_space, encoder)
     return Network(net.init, lambda p, x: net.apply(p, x)[..., 0])

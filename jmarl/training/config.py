@@ -95,6 +95,7 @@ def to_dict(cfg: RunConfig) -> dict[str, Any]:
     """JSON-ready dict of every setting (``ppo`` nested)."""
     d = dataclasses.asdict(cfg)
     d["ppo"]["hidden_sizes"] = list(cfg.ppo.hidden_sizes)
+    d["ppo"]["cnn_channels"] = list(cfg.ppo.cnn_channels)
     return d
 
 
@@ -113,8 +114,9 @@ def from_dict(data: dict[str, Any]) -> RunConfig:
     unknown = sorted(set(data) - run_names) + sorted(set(ppo_data) - ppo_names)
     if unknown:
         raise ValueError(f"unknown config keys: {', '.join(unknown)}")
-    if "hidden_sizes" in ppo_data:
-        ppo_data["hidden_sizes"] = tuple(int(h) for h in ppo_data["hidden_sizes"])
+    for name in ("hidden_sizes", "cnn_channels"):  # JSON lists -> the config's int tuples
+        if name in ppo_data:
+            ppo_data[name] = tuple(int(h) for h in ppo_data[name])
     return RunConfig(**data, ppo=dataclasses.replace(DEFAULT_PPO, **ppo_data))
 
 

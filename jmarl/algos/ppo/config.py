@@ -29,6 +29,12 @@ class PPOConfig:
         Actors always see only their own observation.
     :param agent_id_input: append a one-hot agent id to actor and critic inputs (breaks
         the permutation symmetry of shared policies; useful when agents need roles).
+    :param encoder_features: for structured observations (Dict / Tuple / image / discrete,
+        see :mod:`jmarl.nn.encoders`): output width of each Box part's Dense layer and of each
+        image CNN. Flat Box observations skip the encoder and ignore the three encoder fields.
+    :param embed_dim: embedding width of each Discrete part / MultiDiscrete dimension.
+    :param cnn_channels: channels of the image CNN's 3x3 conv layers; more or wider layers
+        see more but cost compute on every step of every agent.
     """
 
     num_envs: int = 64
@@ -49,6 +55,9 @@ class PPOConfig:
     activation: str = "tanh"
     centralized_critic: bool = True
     agent_id_input: bool = False
+    encoder_features: int = 64
+    embed_dim: int = 16
+    cnn_channels: tuple[int, ...] = (16, 32)
 
     def __post_init__(self) -> None:
         positive = ("num_envs", "rollout_length", "num_epochs", "num_minibatches")
@@ -68,6 +77,10 @@ class PPOConfig:
             raise ValueError(f"unknown activation {self.activation!r}")
         if not self.hidden_sizes or min(self.hidden_sizes) < 1:
             raise ValueError(f"hidden_sizes must be positive widths, got {self.hidden_sizes}")
+        if self.encoder_features < 1 or self.embed_dim < 1:
+            raise ValueError("encoder_features and embed_dim must be >= 1")
+        if not self.cnn_channels or min(self.cnn_channels) < 1:
+            raise ValueError(f"cnn_channels must be positive widths, got {self.cnn_channels}")
 
     @property
     def steps_per_update(self) -> int:

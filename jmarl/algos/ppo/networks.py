@@ -3,6 +3,12 @@
 The actor of agent ``i`` sees only agent ``i``'s observation (decentralised execution).
 The critic sees the agent's observation (IPPO) or the global state plus the agent's
 observation (MAPPO). Both follow the same agent -> policy mapping.
+
+A flat ``Box`` observation is flattened straight into the MLPs. Any other observation space
+(``Dict``, ``Tuple``, an image ``Box``, discrete spaces) is first encoded by
+:class:`~jmarl.nn.encoders.SpaceEncoder` over the whole actor / critic input space (so the
+agent id and the global state get Dense layers of their own); action-mask entries of a Dict
+observation are skipped, the env's ``ts.action_mask`` masks the action distribution instead.
 """
 
 from __future__ import annotations
@@ -13,11 +19,12 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jmarl.agents.sharing import PolicyMapping, agent_one_hot, share
+from jmarl.agents.sharing import Network, PolicyMapping, agent_one_hot, share
 from jmarl.algos.ppo.config import PPOConfig
 from jmarl.env import spaces
 from jmarl.env.base import EnvSpec
 from jmarl.nn.distributions import ActionDistribution, make_action_distribution
+from jmarl.nn.encoders import EncoderConfig, needs_encoder
 from jmarl.nn.networks import make_actor, make_critic
 from jmarl.types import Array, Params, PRNGKey, PyTree
 
@@ -58,25 +65,59 @@ def critic_inputs(obs: PyTree, state: Array, cfg: PPOConfig, num_agents: int) ->
     return x
 
 
-def _example(space: spaces.Space, n: int) -> PyTree:
-    return spaces.zeros(space, (n,))
+def actor_input_space(spec: EnvSpec, cfg: PPOConfig) -> spaces.Space:
+    """The space of one agent's :func:`actor_inputs` row."""
+    if cfg.agent_id_input:
+        agent_id = spaces.Box(0.0, 1.0, (spec.num_agents,))
+        return spaces.Dict.from_mapping({"obs": spec.observation_space, "agent_id": agent_id})
+    return spec.observation_space
+
+
+def critic_input_space(spec: EnvSpec, cfg: PPOConfig) -> spaces.Space:
+    """The space of one agent's :func:`critic_inputs` row."""
+    own = actor_input_space(spec, cfg)
+    if cfg.centralized_critic:
+        return spaces.Dict.from_mapping({"own": own, "state": spec.state_space})
+    return own
+
+
+def encoder_config(cfg: PPOConfig) -> EncoderConfig:
+    """The encoder settings of ``cfg`` (used for structured observations only)."""
+    return EncoderConfig(cfg.encoder_features, cfg.embed_dim, cfg.cnn_channels, cfg.activation)
+
+
+def _networks(spec: EnvSpec, cfg: PPOConfig, param_size: int) -> tuple[Network, Network]:
+    """One agent's actor and critic (behind an encoder when the observation needs one)."""
+    n = spec.num_agents
+    obs = spaces.zeros(spec.observation_space, (n,))
+    state = jnp.zeros(spec.state_space.shape, jnp.float32)
+    one = lambda tree: jax.tree.map(lambda a: a[0], tree)
+    encode = needs_encoder(spec.observation_space)
+    enc = encoder_config(cfg) if encode else None
+    actor = make_actor(
+        one(actor_inputs(obs, cfg, n)),
+        param_size,
+        cfg.hidden_sizes,
+        cfg.activation,
+        gaussian=isinstance(spec.action_space, spaces.Box),
+        input_space=actor_input_space(spec, cfg) if encode else None,
+        encoder=enc,
+    )
+    critic = make_critic(
+        one(critic_inputs(obs, state, cfg, n)),
+        cfg.hidden_sizes,
+        cfg.activation,
+        input_space=critic_input_space(spec, cfg) if encode else None,
+        encoder=enc,
+    )
+    return actor, critic
 
 
 def make_actor_critic(spec: EnvSpec, mapping: PolicyMapping, cfg: PPOConfig) -> ActorCritic:
     """Builds the actor-critic for ``spec`` with parameters shared according to ``mapping``."""
     n = spec.num_agents
     dist = make_action_distribution(spec.action_space)
-    obs = _example(spec.observation_space, n)
-    state = jnp.zeros(spec.state_space.shape, jnp.float32)
-    one = lambda tree: jax.tree.map(lambda a: a[0], tree)
-    actor = make_actor(
-        one(actor_inputs(obs, cfg, n)),
-        dist.param_size,
-        cfg.hidden_sizes,
-        cfg.activation,
-        gaussian=isinstance(spec.action_space, spaces.Box),
-    )
-    critic = make_critic(one(critic_inputs(obs, state, cfg, n)), cfg.hidden_sizes, cfg.activation)
+    actor, critic = _networks(spec, cfg, dist.param_size)
     actor_n, critic_n = share(actor, mapping), share(critic, mapping)
 
     def init(key: PRNGKey) -> ActorCriticParams:
