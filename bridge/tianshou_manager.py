@@ -94,6 +94,7 @@ from torch import nn
 from torch.nn.modules.module import _IncompatibleKeys
 
 from bridge.pettingzoo_env import EnhancedPettingZooEnv
+from jmarl.agents.sharing import assign_policies
 
 __all__ = [
     "SHARING_MODES",
@@ -132,40 +133,7 @@ def build_policy_map(
         raise ValueError(f"agent_groups is only used by mode 'grouped', not {mode!r}")
     if policy_mapping_fn is not None and mode != "custom":
         raise ValueError(f"policy_mapping_fn is only used by mode 'custom', not {mode!r}")
-    if mode == "independent":
-        return {a: a for a in agents}
-    if mode == "shared":
-        return dict.fromkeys(agents, "shared")
-    if mode == "grouped":
-        return _grouped_map(agents, agent_groups)
-    if policy_mapping_fn is None:
-        raise ValueError("sharing mode 'custom' needs policy_mapping_fn(agent_id) -> policy_id")
-    ids = {a: policy_mapping_fn(a) for a in agents}
-    bad = [(a, p) for a, p in ids.items() if not isinstance(p, str)]
-    if bad:
-        raise ValueError(f"policy_mapping_fn must return str policy ids, got {bad[:3]}")
-    return ids
-
-
-def _grouped_map(
-    agents: Sequence[Hashable], agent_groups: Mapping[str, Sequence[Hashable]] | None
-) -> dict[Any, str]:
-    if not agent_groups:
-        raise ValueError("sharing mode 'grouped' needs agent_groups={'group': [agent ids]}")
-    owner: dict[Any, str] = {}
-    for group, members in agent_groups.items():
-        for agent in members:
-            if agent not in agents:
-                raise ValueError(f"agent_groups[{group!r}] names unknown agent {agent!r}")
-            if agent in owner:
-                raise ValueError(
-                    f"agent {agent!r} is in two groups: {owner[agent]!r} and {group!r}"
-                )
-            owner[agent] = group
-    missing = [a for a in agents if a not in owner]
-    if missing:
-        raise ValueError(f"agent_groups leaves agents without a group: {missing}")
-    return {a: owner[a] for a in agents}
+    return dict(zip(agents, assign_policies(agents, mode, agent_groups, policy_mapping_fn)))
 
 
 def _policies_by_id(

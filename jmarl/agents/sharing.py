@@ -62,13 +62,17 @@ class PolicyMapping:
         return dict(zip(self.agent_ids, self.policy_of_agent))
 
 
-def _assignment(
+def assign_policies(
     agent_ids: Sequence[str],
     mode: str,
     agent_groups: Mapping[str, Sequence[str]] | None,
     policy_mapping_fn: Callable[[str], str] | None,
 ) -> list[str]:
-    """Policy id of each agent for ``mode``; raises ``ValueError`` on bad configuration."""
+    """Policy id of each agent for ``mode``, in ``agent_ids`` order.
+
+    :raises ValueError: unknown mode; ``grouped`` without groups, with unknown, duplicated or
+        missing agents; ``custom`` without a mapping function or one returning non-``str`` ids.
+    """
     if mode == "independent":
         return list(agent_ids)
     if mode == "shared":
@@ -128,7 +132,7 @@ def make_policy_mapping(
     :raises ValueError: unknown mode, bad groups, or one policy mapped to agents whose own
         observation or action spaces differ (their parameters could not be shared).
     """
-    policy_of_agent = _assignment(spec.agent_ids, mode, agent_groups, policy_mapping_fn)
+    policy_of_agent = assign_policies(spec.agent_ids, mode, agent_groups, policy_mapping_fn)
     first: dict[str, int] = {}
     for i, p in enumerate(policy_of_agent):
         j = first.setdefault(p, i)
