@@ -35,8 +35,10 @@ An agent that finishes in a step still reports the observation the env returned 
 step (its final observation) with ``alive`` False; afterwards it gets zeros, reward 0, the
 permissive mask (every action it has) and its actions are ignored (never passed to the env). An
 agent that drops out of ``env.agents`` without a termination or truncation flag counts as
-terminated. An AEC env is converted with ``aec_to_parallel`` when its metadata says
-``is_parallelizable`` (one step per full cycle) and with ``turn_based_aec_to_parallel`` otherwise
+terminated. An AEC env is converted with :class:`CycleParallelEnv` (``aec_to_parallel`` without
+its redundant observations; ``parallel_env()``s built by PettingZoo's ``parallel_wrapper_fn`` are
+re-wrapped with it too) when its metadata says ``is_parallelizable`` (one step per full cycle)
+and with ``turn_based_aec_to_parallel`` otherwise
 (one step per turn; agents not on turn get the env's mask, which is all False in the classic
 games, and their actions are ignored by the env).
 
@@ -77,6 +79,7 @@ gym env).
 from __future__ import annotations
 
 import sys
+from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
@@ -85,12 +88,12 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import AECEnv, ParallelEnv
 from pettingzoo.utils.conversions import (
-    aec_to_parallel,
+    aec_to_parallel_wrapper,
     parallel_to_aec,
     turn_based_aec_to_parallel,
 )
 
-__all__ = ["EnhancedPettingZooEnv"]
+__all__ = ["CycleParallelEnv", "EnhancedPettingZooEnv"]
 
 MODES = ("auto", "aec", "parallel")
 _STATE_ERRORS = (TypeError, NotImplementedError, AttributeError)
@@ -108,6 +111,8 @@ def _resolve_env(env: Any, mode: str) -> tuple[Any, str]:
     tianshou_cls = getattr(tianshou_env, "PettingZooEnv", None)
     if tianshou_cls is not None and isinstance(env, tianshou_cls):
         env = env.env  # steps like a gym env, so drive the PettingZoo env it wraps instead
+    if type(env) is aec_to_parallel_wrapper:  # the usual ``parallel_env()`` of an AEC env
+        env = CycleParallelEnv(env.aec_env)
     if isinstance(env, AECEnv):
         kind = "aec"
     elif isinstance(env, ParallelEnv):
@@ -122,8 +127,44 @@ def _resolve_env(env: Any, mode: str) -> tuple[Any, str]:
     if mode == "aec":
         return parallel_to_aec(env), "aec"
     if getattr(env, "metadata", {}).get("is_parallelizable", False):
-        return aec_to_parallel(env), "parallel"
+        return CycleParallelEnv(env), "parallel"
     return turn_based_aec_to_parallel(env), "parallel"
+
+
+class CycleParallelEnv(aec_to_parallel_wrapper):
+    """PettingZoo's ``aec_to_parallel`` (one parallel step = one full AEC cycle), minus its
+    discarded ``last()`` call before each agent's step, which observed every agent twice per
+    step (1.45x the env time on mpe2 ``simple_spread`` N=20, 1.9x on ``pistonball``).
+
+    Observations, rewards, flags and infos are those of ``aec_to_parallel``; an env whose
+    ``observe`` changes its state (which PettingZoo does not allow) could step differently.
+    Parallel envs built with PettingZoo's ``parallel_wrapper_fn`` (``mpe2``, ``butterfly``) are
+    re-wrapped with this class by :class:`EnhancedPettingZooEnv`.
+    """
+
+    def step(self, actions: dict[Any, Any]) -> tuple[dict, dict, dict, dict, dict]:
+        env = self.aec_env
+        rewards: dict[Any, float] = defaultdict(int)
+        for agent in list(env.agents):
+            if agent != env.agent_selection:
+                raise AssertionError(
+                    f"expected agent {agent}, got {env.agent_selection}: converting to a "
+                    "parallel env needs agents that act in a fixed cycle and finish only at "
+                    "the end of a cycle"
+                )
+            env.step(actions[agent])
+            step_rewards = env.rewards  # read once: every read goes through the wrapper chain
+            for other in env.agents:
+                rewards[other] += step_rewards[other]
+        terminations, truncations = dict(env.terminations), dict(env.truncations)
+        infos = dict(env.infos)
+        observations = {agent: env.observe(agent) for agent in env.agents}
+        while env.agents and (
+            env.terminations[env.agent_selection] or env.truncations[env.agent_selection]
+        ):
+            env.step(None)
+        self.agents = env.agents
+        return observations, rewards, terminations, truncations, infos
 
 
 def _inner_space(space: spaces.Space) -> tuple[spaces.Space, bool]:
@@ -296,6 +337,9 @@ class EnhancedPettingZooEnv(gymnasium.Env):
         (drop-in for Tianshou's ``PettingZooEnv``, turn-based games); ``"parallel"`` steps all
         agents at once with stacked arrays (parameter sharing, centralized critics, fewer
         Python calls per agent-step).
+    :param include_state: parallel mode only: put the env's global state in the observation
+        where the env has one (default). ``False`` skips ``env.state()`` on every step -- on
+        mpe2 it observes every agent once more -- for policies that never read it (DQN, IPPO).
 
     Attributes: ``env`` (the PettingZoo env driven, after any conversion), ``mode``, ``agents``
     (``possible_agents``, the agent axis), ``num_agents``, ``agent_idx`` (agent -> index),
@@ -304,7 +348,7 @@ class EnhancedPettingZooEnv(gymnasium.Env):
     ``has_action_mask``, ``has_state``, ``state_space`` (or None).
     """
 
-    def __init__(self, env: Any, mode: str = "auto") -> None:
+    def __init__(self, env: Any, mode: str = "auto", *, include_state: bool = True) -> None:
         self.env, self.mode = _resolve_env(env, mode)
         self.agents = list(self.env.possible_agents)
         self.num_agents = len(self.agents)
@@ -319,7 +363,8 @@ class EnhancedPettingZooEnv(gymnasium.Env):
         )
         self.metadata = dict(getattr(self.env, "metadata", {}) or {})
         self.render_mode = getattr(self.env, "render_mode", None)
-        self.state_space = self._probe_state() if self.mode == "parallel" else None
+        wants_state = self.mode == "parallel" and include_state
+        self.state_space = self._probe_state() if wants_state else None
         self.has_state = self.state_space is not None
         n = self.num_agents
         self._terminated = np.zeros(n, bool)

@@ -17,7 +17,7 @@ from pettingzoo.utils.conversions import (
 )
 from pettingzoo.utils.wrappers import OrderEnforcingWrapper
 
-from bridge.pettingzoo_env import EnhancedPettingZooEnv
+from bridge.pettingzoo_env import CycleParallelEnv, EnhancedPettingZooEnv
 
 # --- env factories (module level so that SubprocVectorEnv's spawned workers can import them) --
 
@@ -127,6 +127,52 @@ def test_tianshou_pettingzoo_env_is_unwrapped() -> None:
     inner = tictactoe()
     env = EnhancedPettingZooEnv(PettingZooEnv(inner))
     assert env.mode == "aec" and env.env is inner
+
+
+@pytest.mark.parametrize(
+    "make_aec",
+    [
+        lambda: simple_spread_v3.env(N=3, max_cycles=12),
+        lambda: simple_adversary_v3.env(max_cycles=12),
+        lambda: pistonball("aec", max_cycles=12),
+        lambda: pettingzoo.make(
+            "aec", "butterfly/knights_archers_zombies-v11", line_death=True, max_cycles=150
+        ),
+    ],
+    ids=["spread", "adversary", "pistonball", "kaz_deaths"],
+)
+def test_cycle_parallel_env_steps_exactly_like_aec_to_parallel(make_aec: Any) -> None:
+    """Same seed, same actions: identical observations, rewards, flags and infos."""
+    ours, ref = CycleParallelEnv(make_aec()), aec_to_parallel_wrapper(make_aec())
+    rng = np.random.default_rng(0)
+    (obs_a, _), (obs_b, _) = ours.reset(seed=3), ref.reset(seed=3)
+    steps = 0
+    while ref.agents:
+        assert ours.agents == ref.agents and obs_a.keys() == obs_b.keys()
+        for agent in obs_b:
+            np.testing.assert_array_equal(obs_a[agent], obs_b[agent])
+        spaces_ = {a: ref.action_space(a) for a in ref.agents}
+        actions = {a: int(rng.integers(sp.n)) if isinstance(sp, spaces.Discrete)
+                   else rng.uniform(sp.low, sp.high).astype(sp.dtype)
+                   for a, sp in spaces_.items()}  # fmt: skip
+        out_a, out_b = ours.step(actions), ref.step(actions)
+        obs_a, obs_b = out_a[0], out_b[0]
+        for got, want in zip(out_a[1:], out_b[1:]):
+            assert dict(got) == dict(want)
+        steps += 1
+    assert not ours.agents and steps > 5
+
+
+def test_parallel_envs_from_parallel_wrapper_fn_are_stepped_without_double_observation() -> None:
+    env = EnhancedPettingZooEnv(simple_spread_v3.parallel_env(max_cycles=5))
+    assert type(env.env) is CycleParallelEnv
+    calls = []
+    observe = env.env.aec_env.unwrapped.observe
+    env.env.aec_env.unwrapped.observe = lambda agent: calls.append(agent) or observe(agent)
+    env.reset(seed=0)
+    calls.clear()
+    env.step(np.zeros(3, np.int64))
+    assert sorted(calls) == sorted(env.agents)  # once per agent and step
 
 
 def test_conversions_between_modes() -> None:
@@ -340,6 +386,18 @@ def test_parallel_dead_agents_are_zeroed_and_ignored() -> None:
         if terminated or truncated:
             break
     assert dead_seen and not obs["alive"].any()
+
+
+def test_state_can_be_left_out() -> None:
+    env = EnhancedPettingZooEnv(simple_spread_v3.parallel_env(max_cycles=5), include_state=False)
+    assert not env.has_state and env.state_space is None
+    assert "state" not in env.observation_space.spaces
+    env.env.state = lambda: pytest.fail("state() was called")
+    obs, _ = env.reset(seed=0)
+    obs, *_ = env.step(np.zeros(3, np.int64))
+    assert set(obs) == {"obs", "alive"}
+    with_state = EnhancedPettingZooEnv(simple_spread_v3.parallel_env(max_cycles=5))
+    assert with_state.has_state and "state" in with_state.reset(seed=0)[0]
 
 
 def test_parallel_rps_without_working_state() -> None:
