@@ -569,3 +569,46 @@ def test_connect_four_shared_dqn_collects_and_updates_through_the_wrapper() -> N
     loss = update.get_loss_stats_dict()["shared/loss"]
     assert np.isfinite(loss)
     assert all_changed(before, pre)
+
+
+def test_connect_four_trains_with_tianshous_off_policy_trainer() -> None:
+    """The whole Tianshou loop (trainer, training + test collectors, exploration, updates) on
+    connect_four's Dict observations and masks, with one shared DQN playing both seats."""
+    torch.manual_seed(1)
+    np.random.seed(1)  # noqa: NPY002 (Tianshou explores with the global generator)
+    env = connect_four()
+    inner = DiscreteQLearningPolicy(
+        model=Net(state_shape=DictToTensorPreprocessor(env.observation_space).output_dim,
+                  action_shape=7, hidden_sizes=[64]),
+        action_space=env.action_space, eps_training=0.3, eps_inference=0.0,
+    )  # fmt: skip
+    policy = DictObservationWrapper(inner, env.observation_space)
+    dqn = DQN(policy=policy, optim=AdamOptimizerFactory(lr=1e-3), target_update_freq=50)
+    manager = FlexibleMultiAgentPolicyManager(dqn, env, mode="shared")
+    train = Collector[CollectStats](
+        manager, DummyVectorEnv([connect_four] * 4), VectorReplayBuffer(4000, 4),
+        exploration_noise=True,
+    )  # fmt: skip
+    test = Collector[CollectStats](manager, DummyVectorEnv([connect_four] * 2))
+    before = snapshot(policy.preprocessor) + snapshot(inner.model)
+    result = manager.run_training(
+        OffPolicyTrainerParams(
+            training_collector=train,
+            test_collector=test,
+            max_epochs=2,
+            epoch_num_steps=400,
+            collection_step_num_env_steps=20,
+            test_step_num_episodes=4,
+            batch_size=32,
+            update_step_num_gradient_steps_per_sample=0.25,
+            multi_agent_return_reduction=lambda r: r[:, 0],
+            show_progress=False,
+            verbose=False,
+        )
+    )
+    assert result.train_step == 800 and result.update_step == 40  # one per collection step
+    assert result.test_step > 0 and np.isfinite(result.best_reward)
+    rows = train.buffer[train.buffer.sample_indices(0)]  # every stored row
+    assert rows.obs.mask[np.arange(len(rows)), rows.act].all()  # explored moves were legal too
+    after = list(policy.preprocessor.parameters()) + list(inner.model.parameters())
+    assert all(not torch.equal(b, a.detach()) for b, a in zip(before, after))
