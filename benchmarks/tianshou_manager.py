@@ -1,31 +1,37 @@
-"""Collection throughput of jmarl's Tianshou policy manager vs Tianshou's own multi-agent policy.
+"""Throughput of jmarl's Tianshou policy manager vs Tianshou's own multi-agent algorithm.
 
-mpe2 ``simple_spread_v3`` with N agents (default 20, ``max_cycles`` 25, discrete actions), a
-Tianshou ``Collector`` over a ``DummyVectorEnv`` of ``--envs`` envs with a small
-``VectorReplayBuffer``, randomly initialised policies in inference mode (outside a training
-step: greedy DQN, sampled JAX actions). Each variant collects the same number of agent-steps
-(one agent acting once) and the best of ``--repeats`` timed collects gives its rate; one untimed
-collect first warms it up (JIT compilation of the JAX policy included).
+mpe2 ``simple_spread_v3`` with N agents (default 20, ``max_cycles`` 25, discrete actions), or
+``--env pistonball`` (``pistonball_v6``, N pistons, discrete actions, pixel observations), a
+Tianshou ``Collector`` over a ``DummyVectorEnv`` of ``--envs`` envs, torch with one thread. The
+unit is the agent-step (one agent acting once: a parallel step is N, an AEC step is 1).
 
-(1) ``manager_shared_dqn``: ``bridge.FlexibleMultiAgentPolicyManager`` in parallel mode
-    (``bridge.EnhancedPettingZooEnv(parallel_env)``) with ONE torch DQN (64x64 MLP),
-    ``mode="shared"``: one batched forward per collector step for all agents of all envs.
-    A collector step is one parallel env step = N agent-steps per env.
-(2) ``tianshou_marl_dqn``: Tianshou's ``MultiAgentOffPolicyAlgorithm`` with N per-agent DQNs
-    (same MLP) on ``tianshou.env.PettingZooEnv(simple_spread_v3.env(...))`` (AEC). A collector
-    step is one AEC step = 1 agent-step per env, so it collects N times as many collector steps.
-(3) ``jax_policy_direct``: a ``bridge.JaxPolicy`` (jmarl IPPO actor-critic, 64x64 MLP, shared
-    parameters) wrapped in ``JaxPPO`` and given straight to the Collector in parallel mode.
+Variants, all with the same 64x64 MLP per policy:
 
-Ratios: (1)/(2) (target >= 3) and (3)/(1). Torch uses 1 thread.
+(1) ``manager``: ``bridge.FlexibleMultiAgentPolicyManager`` in parallel mode
+    (``bridge.EnhancedPettingZooEnv(parallel_env, include_state=False)``: no variant reads the
+    global state) with ONE torch DQN, ``mode="shared"``: one batched forward per collector
+    step for all agents of all envs, one update over all agents.
+(2) ``tianshou`` (baseline): Tianshou's ``MultiAgentOffPolicyAlgorithm`` with N per-agent DQNs
+    on ``tianshou.env.PettingZooEnv(env(...))`` (AEC, as Tianshou requires).
+(3) ``jax_policy``: a ``bridge.JaxPolicy`` (jmarl IPPO actor, shared parameters) wrapped in
+    ``JaxPPO`` and given straight to the Collector in parallel mode (simple_spread only: on
+    pistonball jmarl would encode the images with a CNN, not the same MLP).
 
-At N=20 the bare mpe2 env (pure-Python physics, O(N^2) collision checks) costs far more than
-any policy forward, so all three rates sit near the env's own ceiling. The script therefore also
-times the bare envs under random actions (``raw_env_ceiling``, both forms, no Tianshou) and
-reports each variant's overhead per agent-step above its env (``overhead_us_per_agent_step``:
-policy forwards, wrappers, collector and buffer bookkeeping) and the ratio of those overheads.
+Two measurements, each the best of ``--repeats`` timed runs after an untimed warm-up:
 
-Run (about 3 minutes on 2 CPU cores; ``--quick`` checks the script in well under a minute)::
+* ``collect``: inference only (greedy DQN, sampled JAX actions), randomly initialised policies;
+  agent-steps/s of ``Collector.collect``. The bare envs' random-action rate is timed too
+  (``raw_env_ceiling``) with each variant's overhead per agent-step above its env.
+* ``train``: a DQN training run as Tianshou's off-policy trainer does it -- collect 10 env steps
+  per env (epsilon 0.1), then 0.1 gradient steps per env step (4 envs: 4 gradient steps), each on
+  64 sampled transitions per agent (manager: one sample of 64*N for the shared DQN; Tianshou: one
+  sample of 64*N AEC rows, which it splits by agent, about 64 per DQN), targets synced every 100
+  gradient steps. The replay ratio (samples per agent-step) is therefore the same; agent-steps/s
+  counts collected agent-steps over the wall time of collecting and updating.
+
+Ratios: ``manager / tianshou`` for both (target >= 3), ``jax_policy / manager`` (collect).
+
+Run (about 4 minutes on 2 CPU cores; ``--quick`` checks the script in about a minute)::
 
     JAX_PLATFORMS=cpu OMP_NUM_THREADS=1 .venv/bin/python benchmarks/tianshou_manager.py \\
         > tianshou_manager.json
@@ -34,6 +40,7 @@ Run (about 3 minutes on 2 CPU cores; ``--quick`` checks the script in well under
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -47,6 +54,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch
 from _common import Timing, arm_watchdog, emit, log, machine_info, ratio
 from mpe2 import simple_spread_v3
+from pettingzoo.butterfly import pistonball_v6
 from tianshou.algorithm import DQN
 from tianshou.algorithm.modelfree.dqn import DiscreteQLearningPolicy
 from tianshou.algorithm.multiagent.marl import MultiAgentOffPolicyAlgorithm
@@ -54,80 +62,99 @@ from tianshou.algorithm.optim import AdamOptimizerFactory
 from tianshou.data import Collector, CollectStats, VectorReplayBuffer
 from tianshou.env import DummyVectorEnv, PettingZooEnv
 from tianshou.utils.net.common import Net
+from tianshou.utils.torch_utils import policy_within_training_step
 
 import jmarl
 from bridge.jax_policy import JaxPolicy, JaxPPO
-from bridge.pettingzoo_env import EnhancedPettingZooEnv
+from bridge.pettingzoo_env import CycleParallelEnv, EnhancedPettingZooEnv
 from bridge.tianshou_manager import FlexibleMultiAgentPolicyManager
 
 torch.set_num_threads(1)
+# per-agent reward vectors make Tianshou log "only 1D sequences are supported" on every collect
+logging.getLogger("tianshou.data.stats").setLevel(logging.ERROR)
 
 HIDDEN = (64, 64)
-MAX_CYCLES = 25
-# env steps (all N agents acting once), summed over the vector envs, per timed collect
-QUICK = {"env_steps": 200, "repeats": 2}
-FULL = {"env_steps": 1000, "repeats": 3}
+BATCH_PER_AGENT = 64  # sampled transitions per agent and gradient step
+GRADIENT_STEPS_PER_ENV_STEP = 0.1
+COLLECT_PER_ENV = 10  # env steps per env between updates
+REPLAY_PER_ENV = 500  # replay capacity per env, in env steps (N agent-steps each)
+# env steps per env per timed run: collect runs, training runs
+SIZES = {
+    ("simple_spread", False): {"collect": 250, "train": 200, "repeats": 3},
+    ("simple_spread", True): {"collect": 50, "train": 20, "repeats": 2},
+    ("pistonball", False): {"collect": 25, "train": 20, "repeats": 2},
+    ("pistonball", True): {"collect": 5, "train": 10, "repeats": 1},
+}
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, checks the script")
-    parser.add_argument("--agents", type=int, default=20, help="N of simple_spread_v3")
+    parser.add_argument("--env", choices=("simple_spread", "pistonball"), default="simple_spread")
+    parser.add_argument("--agents", type=int, default=20, help="N agents (pistons)")
     parser.add_argument("--envs", type=int, default=4, help="envs in the DummyVectorEnv")
-    parser.add_argument(
-        "--env-steps", type=int, default=None, help="env steps per timed collect (all envs)"
-    )
-    parser.add_argument("--repeats", type=int, default=None, help="timed collects per variant")
+    parser.add_argument("--repeats", type=int, default=None, help="timed runs per variant")
     args = parser.parse_args()
-    sizes = QUICK if args.quick else FULL
-    args.env_steps = args.env_steps or sizes["env_steps"]
-    args.repeats = args.repeats or sizes["repeats"]
+    args.sizes = SIZES[(args.env, args.quick)]
+    args.repeats = args.repeats or args.sizes["repeats"]
     return args
 
 
-def parallel_env(n: int) -> EnhancedPettingZooEnv:
-    return EnhancedPettingZooEnv(simple_spread_v3.parallel_env(N=n, max_cycles=MAX_CYCLES))
+def pz_env(args: argparse.Namespace, form: str) -> Any:
+    """The PettingZoo env itself, ``form`` "aec" or "parallel" (PettingZoo's own conversion)."""
+    if args.env == "pistonball":
+        module, kwargs = pistonball_v6, {"n_pistons": args.agents, "continuous": False}
+    else:
+        module, kwargs = simple_spread_v3, {"N": args.agents, "max_cycles": 25}
+    return module.env(**kwargs) if form == "aec" else module.parallel_env(**kwargs)
 
 
-def aec_env(n: int) -> PettingZooEnv:
-    return PettingZooEnv(simple_spread_v3.env(N=n, max_cycles=MAX_CYCLES))
+def ours(args: argparse.Namespace) -> Callable[[], EnhancedPettingZooEnv]:
+    # no variant reads the global state (Tianshou's PettingZooEnv has none): skip env.state()
+    return lambda: EnhancedPettingZooEnv(pz_env(args, "parallel"), include_state=False)
 
 
-def torch_dqn(obs_dim: int, actions: Any) -> DQN:
-    net = Net(state_shape=obs_dim, action_shape=actions.n, hidden_sizes=list(HIDDEN))
+def theirs(args: argparse.Namespace) -> Callable[[], PettingZooEnv]:
+    return lambda: PettingZooEnv(pz_env(args, "aec"))
+
+
+def torch_dqn(obs_shape: Any, actions: Any) -> DQN:
+    net = Net(state_shape=obs_shape, action_shape=actions.n, hidden_sizes=list(HIDDEN))
     policy = DiscreteQLearningPolicy(
         model=net, action_space=actions, eps_training=0.1, eps_inference=0.0
     )
-    return DQN(policy=policy, optim=AdamOptimizerFactory(lr=1e-3))
+    return DQN(policy=policy, optim=AdamOptimizerFactory(lr=1e-3), target_update_freq=100)
 
 
-def make_collector(algorithm: Any, make: Callable[[], Any], envs: int) -> Collector:
+def manager_algorithm(args: argparse.Namespace) -> FlexibleMultiAgentPolicyManager:
+    env = ours(args)()
+    algo = torch_dqn(env.padded_observation_space.shape, env.padded_action_space)
+    return FlexibleMultiAgentPolicyManager(algo, env, mode="shared")
+
+
+def tianshou_algorithm(args: argparse.Namespace) -> MultiAgentOffPolicyAlgorithm:
+    env = theirs(args)()
+    algos = [torch_dqn(env.observation_space.shape, env.action_space) for _ in range(args.agents)]
+    return MultiAgentOffPolicyAlgorithm(algorithms=algos, env=env)
+
+
+def jax_algorithm(args: argparse.Namespace) -> JaxPPO:
+    cfg = jmarl.ppo_config_for("ippo", jmarl.PPOConfig(hidden_sizes=HIDDEN))
+    return JaxPPO(policy=JaxPolicy.from_env(ours(args)(), cfg, seed=0), seed=0)
+
+
+def make_collector(algorithm: Any, make: Callable[[], Any], envs: int, per_env: int) -> Collector:
     venv = DummyVectorEnv([make] * envs)
     venv.seed(0)
-    col = Collector[CollectStats](algorithm, venv, VectorReplayBuffer(envs * 200, envs))
+    col = Collector[CollectStats](algorithm, venv, VectorReplayBuffer(envs * per_env, envs))
     col.reset()
     return col
 
 
-def measure(
-    name: str, col: Collector, collector_steps: int, agents_per_step: int, repeats: int
-) -> dict[str, Any]:
-    """Best-of-``repeats`` agent-steps/s of ``col.collect(n_step=collector_steps)``."""
-    log(f"[{name}] warm-up collect of {collector_steps} collector steps")
-    start = time.perf_counter()
-    col.collect(n_step=collector_steps)
-    warmup_s = time.perf_counter() - start
-    runs, collected = [], 0
-    for r in range(repeats):
-        start = time.perf_counter()
-        stats = col.collect(n_step=collector_steps)
-        runs.append(time.perf_counter() - start)
-        collected = stats.n_collected_steps
-        log(f"[{name}] run {r}: {collected} collector steps in {runs[-1]:.2f}s")
+def best_rate(name: str, runs: list[float], agent_steps: int, warmup_s: float) -> dict[str, Any]:
     timing = Timing(tuple(runs))
-    agent_steps = collected * agents_per_step
+    log(f"[{name}] {agent_steps / timing.best_s:.0f} agent-steps/s (best of {len(runs)})")
     return {
-        "collector_steps_per_run": collected,
         "agent_steps_per_run": agent_steps,
         "agent_steps_per_s": agent_steps / timing.best_s,
         "warmup_s": warmup_s,
@@ -135,66 +162,87 @@ def measure(
     }
 
 
-def manager_shared_dqn(args: argparse.Namespace) -> dict[str, Any]:
-    n = args.agents
-    env = parallel_env(n)
-    algo = torch_dqn(env.padded_observation_space.shape[0], env.padded_action_space)
-    manager = FlexibleMultiAgentPolicyManager(algo, env, mode="shared")
-    col = make_collector(manager, lambda: parallel_env(n), args.envs)
-    # a parallel collector step moves every env one step: N agent-steps per env
-    return measure("manager", col, args.env_steps, n, args.repeats)
+def measure_collect(
+    name: str, algorithm: Any, make: Callable[[], Any], per_step: int, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Best-of-``repeats`` agent-steps/s of ``collect`` in inference mode.
+
+    :param per_step: agent-steps per collector step (N in parallel mode, 1 in AEC mode).
+    """
+    n, envs = args.agents, args.envs
+    steps = args.sizes["collect"] * envs * n // per_step  # collector steps per run
+    col = make_collector(algorithm, make, envs, REPLAY_PER_ENV * n // per_step)
+    start = time.perf_counter()
+    col.collect(n_step=steps)  # warm-up (JIT compilation of a JAX policy included)
+    warmup_s = time.perf_counter() - start
+    runs = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        stats = col.collect(n_step=steps)
+        runs.append(time.perf_counter() - start)
+    return best_rate(f"collect {name}", runs, stats.n_collected_steps * per_step, warmup_s)
 
 
-def tianshou_marl_dqn(args: argparse.Namespace) -> dict[str, Any]:
-    n = args.agents
-    env = aec_env(n)
-    algos = [torch_dqn(env.observation_space.shape[0], env.action_space) for _ in range(n)]
-    marl = MultiAgentOffPolicyAlgorithm(algorithms=algos, env=env)
-    col = make_collector(marl, lambda: aec_env(n), args.envs)
-    # an AEC collector step is one agent acting: N times the collector steps of (1)
-    return measure("tianshou", col, args.env_steps * n, 1, args.repeats)
+def measure_train(
+    name: str, algorithm: Any, make: Callable[[], Any], per_step: int, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Best-of-``repeats`` agent-steps/s of collect + update rounds (see the module docstring)."""
+    n, envs = args.agents, args.envs
+    collect = COLLECT_PER_ENV * envs * n // per_step  # collector steps per round
+    grads = round(GRADIENT_STEPS_PER_ENV_STEP * COLLECT_PER_ENV * envs)
+    rounds = args.sizes["train"] // COLLECT_PER_ENV
+    col = make_collector(algorithm, make, envs, REPLAY_PER_ENV * n // per_step)
 
+    def one_round() -> int:
+        collected = col.collect(n_step=collect).n_collected_steps
+        for _ in range(grads):
+            algorithm.update(buffer=col.buffer, sample_size=BATCH_PER_AGENT * n)
+        return collected * per_step
 
-def jax_policy_direct(args: argparse.Namespace) -> dict[str, Any]:
-    n = args.agents
-    cfg = jmarl.ppo_config_for("ippo", jmarl.PPOConfig(hidden_sizes=HIDDEN))
-    algo = JaxPPO(policy=JaxPolicy.from_env(parallel_env(n), cfg, seed=0), seed=0)
-    col = make_collector(algo, lambda: parallel_env(n), args.envs)
-    return measure("jax", col, args.env_steps, n, args.repeats)
+    with policy_within_training_step(algorithm.policy):
+        start = time.perf_counter()
+        for _ in range(3):  # fills the replay a little, first updates
+            one_round()
+        warmup_s = time.perf_counter() - start
+        runs, agent_steps = [], 0
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            agent_steps = sum(one_round() for _ in range(rounds))
+            runs.append(time.perf_counter() - start)
+    return best_rate(f"train {name}", runs, agent_steps, warmup_s)
 
 
 def raw_env_ceiling(args: argparse.Namespace) -> dict[str, Any]:
-    """Agent-steps/s of the bare mpe2 envs under random actions, no Tianshou: the ceiling of
-    every variant (parallel form for (1) and (3), AEC form for (2))."""
-    n, steps = args.agents, args.env_steps
+    """Agent-steps/s of the bare envs under random actions, no Tianshou: PettingZoo's parallel
+    form, the same stepped by :class:`bridge.CycleParallelEnv` (what (1) and (3) drive) and
+    the AEC form (what (2) drives)."""
+    n, steps = args.agents, args.sizes["collect"] * args.envs
     out: dict[str, Any] = {}
-    for form in ("parallel", "aec"):
-        make = simple_spread_v3.parallel_env if form == "parallel" else simple_spread_v3.env
-        env = make(N=n, max_cycles=MAX_CYCLES)
+    for form in ("parallel", "cycle_parallel", "aec"):
+        env = pz_env(args, "aec" if form == "aec" else "parallel")
+        if form == "cycle_parallel":
+            env = CycleParallelEnv(env.aec_env)
         runs = []
         for _ in range(args.repeats):
             env.reset(seed=0)
             start = time.perf_counter()
             done = 0
             while done < steps * n:
-                if form == "parallel":
-                    if not env.agents:
-                        env.reset()
+                if not env.agents:
+                    env.reset()
+                if form != "aec":
                     env.step({a: env.action_space(a).sample() for a in env.agents})
                     done += n
-                else:
-                    if not env.agents:
-                        env.reset()
-                    agent = env.agent_selection
-                    if env.terminations[agent] or env.truncations[agent]:
-                        env.step(None)
-                        continue
-                    env.step(env.action_space(agent).sample())
-                    done += 1
+                    continue
+                agent = env.agent_selection
+                if env.terminations[agent] or env.truncations[agent]:
+                    env.step(None)
+                    continue
+                env.observe(agent)  # what an AEC driver does at each turn (Tianshou: last())
+                env.step(env.action_space(agent).sample())
+                done += 1
             runs.append(time.perf_counter() - start)
-        timing = Timing(tuple(runs))
-        out[form] = {"agent_steps_per_s": steps * n / timing.best_s, **timing.as_dict()}
-        log(f"[raw env {form}] {out[form]['agent_steps_per_s']:.0f} agent-steps/s")
+        out[form] = best_rate(f"raw env {form}", runs, steps * n, 0.0)
     return out
 
 
@@ -205,60 +253,83 @@ def overhead_us(rate: float | None, ceiling: float | None) -> float | None:
     return 1e6 * (1 / rate - 1 / ceiling)
 
 
-def run_variant(fn: Callable[[argparse.Namespace], dict[str, Any]], args: Any) -> dict[str, Any]:
+def run_variant(fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
     try:
-        return fn(args)
+        return fn(*args)
     except Exception as error:  # a variant that breaks is reported, not fatal
-        log(f"[{fn.__name__}] failed: {error!r}")
+        log(f"[{args[0]}] failed: {error!r}")
         return {"error": repr(error), "agent_steps_per_s": None}
+
+
+def run_all(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    n = args.agents
+    collect = {
+        "manager": run_variant(
+            measure_collect, "manager", manager_algorithm(args), ours(args), n, args
+        ),
+        "tianshou": run_variant(
+            measure_collect, "tianshou", tianshou_algorithm(args), theirs(args), 1, args
+        ),
+    }
+    if args.env == "simple_spread":
+        collect["jax_policy"] = run_variant(
+            measure_collect, "jax_policy", jax_algorithm(args), ours(args), n, args
+        )
+    train = {
+        "manager": run_variant(
+            measure_train, "manager", manager_algorithm(args), ours(args), n, args
+        ),
+        "tianshou": run_variant(
+            measure_train, "tianshou", tianshou_algorithm(args), theirs(args), 1, args
+        ),
+    }
+    return {"collect": collect, "train": train}
 
 
 def main() -> None:
     args = parse_args()
-    arm_watchdog(120 if args.quick else 600)
+    arm_watchdog(240 if args.quick else 900)
     info = machine_info()
-    log(f"N={args.agents}, {args.envs} envs, {args.env_steps} env steps per run")
-    results = {
-        "manager_shared_dqn": run_variant(manager_shared_dqn, args),
-        "tianshou_marl_dqn": run_variant(tianshou_marl_dqn, args),
-        "jax_policy_direct": run_variant(jax_policy_direct, args),
-    }
+    log(f"{args.env}, N={args.agents}, {args.envs} envs")
+    results = run_all(args)
     ceiling = raw_env_ceiling(args)
-    rate = {k: v["agent_steps_per_s"] for k, v in results.items()}
-    par, aec = ceiling["parallel"]["agent_steps_per_s"], ceiling["aec"]["agent_steps_per_s"]
-    over = {
-        "manager_shared_dqn": overhead_us(rate["manager_shared_dqn"], par),
-        "tianshou_marl_dqn": overhead_us(rate["tianshou_marl_dqn"], aec),
-        "jax_policy_direct": overhead_us(rate["jax_policy_direct"], par),
-    }
+    rate = {sec: {k: v["agent_steps_per_s"] for k, v in r.items()} for sec, r in results.items()}
+    cyc, aec = (ceiling[f]["agent_steps_per_s"] for f in ("cycle_parallel", "aec"))
+    coll = rate["collect"]
+    over = {k: overhead_us(v, aec if k == "tianshou" else cyc) for k, v in coll.items()}
     emit(
         {
             "benchmark": "tianshou_manager",
             "quick": args.quick,
             "machine": {**info, "torch_version": torch.__version__, "torch_threads": 1},
             "setup": {
-                "env": "mpe2 simple_spread_v3 (discrete)",
+                "env": f"{args.env} (discrete actions)",
                 "agents": args.agents,
-                "max_cycles": MAX_CYCLES,
                 "vector_envs": f"DummyVectorEnv x {args.envs}",
-                "env_steps_per_run": args.env_steps,
-                "agent_steps_per_run": args.env_steps * args.agents,
+                "env_steps_per_env_per_run": {k: args.sizes[k] for k in ("collect", "train")},
                 "repeats": args.repeats,
                 "hidden_sizes": list(HIDDEN),
                 "unit": "agent-step = one agent acting once (parallel step = N, AEC step = 1)",
-                "policies": "randomly initialised, inference mode (outside a training step)",
+                "train": {
+                    "env_steps_per_env_between_updates": COLLECT_PER_ENV,
+                    "gradient_steps_per_env_step": GRADIENT_STEPS_PER_ENV_STEP,
+                    "samples_per_agent_per_gradient_step": BATCH_PER_AGENT,
+                    "epsilon": 0.1,
+                    "target_update_freq": 100,
+                },
             },
             "results": results,
             "raw_env_ceiling": ceiling,
-            "overhead_us_per_agent_step": over,
+            "collect_overhead_us_per_agent_step": over,
             "ratios": {
-                "manager_over_tianshou": ratio(
-                    rate["manager_shared_dqn"], rate["tianshou_marl_dqn"]
+                "train_manager_over_tianshou": ratio(
+                    rate["train"]["manager"], rate["train"]["tianshou"]
                 ),
-                "manager_over_tianshou_target": 3.0,
-                "jax_over_manager": ratio(rate["jax_policy_direct"], rate["manager_shared_dqn"]),
-                "tianshou_overhead_over_manager_overhead": ratio(
-                    over["tianshou_marl_dqn"], over["manager_shared_dqn"]
+                "collect_manager_over_tianshou": ratio(coll["manager"], coll["tianshou"]),
+                "target": 3.0,
+                "collect_jax_policy_over_manager": ratio(coll.get("jax_policy"), coll["manager"]),
+                "collect_tianshou_overhead_over_manager_overhead": ratio(
+                    over["tianshou"], over["manager"]
                 ),
             },
         }
