@@ -387,11 +387,17 @@ class JaxPolicy(Policy):
         :param sharing: jmarl's parameter sharing across this policy's agents: ``shared``,
             ``independent``, ``grouped`` (with ``agent_groups``) or ``custom`` (with
             ``policy_mapping_fn``); every mode is still one jitted call for all agents.
-        :raises ValueError: ``env`` is not in parallel mode, or a bad sharing configuration.
+        :raises ValueError: ``env`` is not in parallel mode, keeps Dict observations, or a bad
+            sharing configuration.
         """
         if env.mode != "parallel":
             raise ValueError(
                 f"JaxPolicy needs an EnhancedPettingZooEnv in parallel mode, got {env.mode!r}"
+            )
+        if env.dict_observations:
+            raise ValueError(
+                "JaxPolicy takes array observations; wrap this Dict-observation env with "
+                "EnhancedPettingZooEnv(env, mode='parallel', dict_observations='flatten')"
             )
         cfg = config if config is not None else PPOConfig()
         spec = spec_from_env(env, str(env.metadata.get("name", type(env.env).__name__)))

@@ -6,11 +6,15 @@ layout that the agents' own spaces are padded to (``padded_observation_space``,
 ``padded_action_space``):
 
 * Observations: if every agent has the same ``Box`` observation space, an observation keeps its
-  shape (integer and bool dtypes are kept, floating dtypes become ``float32``). Otherwise each
-  agent's observation is flattened with ``gymnasium.spaces.flatten`` (``Discrete`` becomes one-hot)
-  to ``float32`` and zero-padded at the end to the longest flat length ``D``. For the classic
-  games' ``Dict`` observations the ``"observation"`` entry is the observation and
-  ``"action_mask"`` becomes the mask.
+  shape (integer and bool dtypes are kept, floating dtypes become ``float32``). If every agent
+  has the same ``Dict`` space (nested Dicts of Box, Discrete, MultiDiscrete, MultiBinary), an
+  observation stays a dict of arrays, each with its space's dtype (``Discrete`` as an integer
+  scalar; ``dict_observations="flatten"`` turns this off). Otherwise each agent's observation is
+  flattened with ``gymnasium.spaces.flatten`` (``Discrete`` becomes one-hot) to ``float32`` and
+  zero-padded at the end to the longest flat length ``D``. An ``"action_mask"`` key of a
+  ``Dict`` observation becomes the mask: for the classic games' ``Dict(observation,
+  action_mask)`` the ``"observation"`` entry is the observation; any other Dict keeps its
+  other keys.
 * Actions: all ``Discrete`` spaces become ``Discrete(A)`` with ``A`` the largest ``n``; actions an
   agent does not have are masked out, and a policy's index ``k`` is sent to the env as
   ``space.start + k``. All ``Box`` spaces keep their shape when identical and are otherwise
@@ -19,7 +23,9 @@ layout that the agents' own spaces are padded to (``padded_observation_space``,
 
 **Parallel mode** -- one joint step of all agents per ``step()``::
 
-    observation = {"obs":   [N, *obs] per-agent observations (zeros where no observation came),
+    observation = {"obs":   [N, *obs] per-agent observations (zeros where no observation came;
+                            a dict of such arrays for Dict observations, where a leaf
+                            whose space excludes 0 gets its lower bound instead),
                    "alive": bool[N]   agents that act in the next step,
                    "mask":  bool[N, A] legal actions (only if ``has_action_mask``),
                    "state": the env's global state (only if ``has_state``)}
@@ -93,7 +99,7 @@ from pettingzoo.utils.conversions import (
     turn_based_aec_to_parallel,
 )
 
-__all__ = ["CycleParallelEnv", "EnhancedPettingZooEnv"]
+__all__ = ["CycleParallelEnv", "EnhancedPettingZooEnv", "inner_observation_space"]
 
 MODES = ("auto", "aec", "parallel")
 _STATE_ERRORS = (TypeError, NotImplementedError, AttributeError)
@@ -167,11 +173,94 @@ class CycleParallelEnv(aec_to_parallel_wrapper):
         return observations, rewards, terminations, truncations, infos
 
 
-def _inner_space(space: spaces.Space) -> tuple[spaces.Space, bool]:
-    """The observation part of an agent's space and whether it is a classic-game Dict."""
-    if isinstance(space, spaces.Dict) and {"observation", "action_mask"} <= set(space.spaces):
-        return space["observation"], True
-    return space, False
+def inner_observation_space(space: spaces.Space) -> tuple[spaces.Space, str | None]:
+    """The observation part of an agent's space and where its action mask is.
+
+    :returns: ``(space, None)`` without a mask; ``(space["observation"], "observation")`` for
+        a classic game's ``Dict(observation, action_mask)``; ``(the Dict without the key,
+        "rest")`` for any other ``Dict`` with an ``action_mask`` key.
+    """
+    if not isinstance(space, spaces.Dict) or "action_mask" not in space.spaces:
+        return space, None
+    if "observation" in space.spaces:
+        return space["observation"], "observation"
+    return spaces.Dict({k: v for k, v in space.spaces.items() if k != "action_mask"}), "rest"
+
+
+def _stacked_space(space: spaces.Space, n: int) -> spaces.Space | None:
+    """``space`` with a leading agent axis of ``n`` on every leaf (zeros always inside), or
+    None if some part can't be stacked into arrays (Tuple, Text, Graph, ...)."""
+    if isinstance(space, spaces.Dict):
+        parts = {k: _stacked_space(v, n) for k, v in space.spaces.items()}
+        if any(p is None for p in parts.values()):
+            return None
+        return spaces.Dict(parts)  # type: ignore[arg-type]
+    if isinstance(space, spaces.Box):
+        low, high = np.minimum(space.low, 0), np.maximum(space.high, 0)
+        shape = (n, *space.shape)
+        return spaces.Box(np.broadcast_to(low, shape), np.broadcast_to(high, shape), shape,
+                          space.dtype)  # fmt: skip
+    if isinstance(space, (spaces.Discrete, spaces.MultiDiscrete)):
+        start = np.asarray(space.start, np.int64)
+        top = start + np.asarray(space.n if isinstance(space, spaces.Discrete) else space.nvec) - 1
+        shape = (n, *np.shape(start))
+        low, high = np.minimum(start, 0), np.maximum(top, 0)
+        return spaces.Box(np.broadcast_to(low, shape), np.broadcast_to(high, shape), shape,
+                          _leaf_dtype(space))  # fmt: skip
+    if isinstance(space, spaces.MultiBinary):
+        return spaces.Box(0, 1, (n, *space.shape), _leaf_dtype(space))
+    return None
+
+
+def _leaf_dtype(space: spaces.Space) -> np.dtype:
+    return np.dtype(space.dtype or np.int64)  # gymnasium's Discrete etc. carry a dtype
+
+
+def _encode_tree(space: spaces.Dict, raw: Any, agent: Any, path: str = "") -> dict[str, Any]:
+    """A Dict observation as a dict of arrays with its leaves' dtypes and shapes (checked)."""
+    if not isinstance(raw, Mapping) or set(raw) != set(space.spaces):
+        got = sorted(raw) if isinstance(raw, Mapping) else type(raw).__name__
+        raise RuntimeError(
+            f"agent {agent!r} returned observation{path} with keys {got}, but its observation "
+            f"space has keys {sorted(space.spaces)}"
+        )
+    out: dict[str, Any] = {}
+    for key, sub in space.spaces.items():
+        where = f"{path}[{key!r}]"
+        if isinstance(sub, spaces.Dict):
+            out[key] = _encode_tree(sub, raw[key], agent, where)
+            continue
+        arr = np.asarray(raw[key], dtype=_leaf_dtype(sub))
+        if arr.shape != sub.shape:
+            raise RuntimeError(
+                f"agent {agent!r} returned observation{where} of shape {arr.shape}, but its "
+                f"observation space has shape {sub.shape}"
+            )
+        out[key] = arr
+    return out
+
+
+def _blank_tree(space: spaces.Space, own: spaces.Space) -> Any:
+    """Stacked arrays (``space``) filled with the value of ``own`` (one agent's space) nearest
+    to zero: 0 where the space allows it, else its lower bound (``Discrete(n, start=1)``: 1)."""
+    if isinstance(space, spaces.Dict):
+        return {k: _blank_tree(v, own[k]) for k, v in space.spaces.items()}
+    if isinstance(own, spaces.Box):
+        blank = np.clip(np.zeros(own.shape, own.dtype), own.low, own.high)
+    elif isinstance(own, (spaces.Discrete, spaces.MultiDiscrete)):
+        blank = np.broadcast_to(np.maximum(own.start, 0), space.shape[1:])
+    else:
+        blank = np.zeros(space.shape[1:])
+    return np.broadcast_to(blank.astype(space.dtype), space.shape).copy()
+
+
+def _put_tree(stacked: Any, k: int, value: Any) -> None:
+    """``stacked[...][k] = value`` on every leaf."""
+    if isinstance(stacked, dict):
+        for key, sub in stacked.items():
+            _put_tree(sub, k, value[key])
+    else:
+        stacked[k] = value
 
 
 def _is_integral(arr: np.ndarray) -> bool:
@@ -192,19 +281,27 @@ def _pad_bounds(boxes: list[spaces.Box], width: int) -> tuple[np.ndarray, np.nda
 class _Layout:
     """The agents' own spaces and the common per-agent layout they are padded to."""
 
-    def __init__(self, env: Any, agents: list[Any]) -> None:
+    def __init__(self, env: Any, agents: list[Any], keep_dicts: bool) -> None:
         self.agents = agents
         self.obs_spaces = {a: env.observation_space(a) for a in agents}
         self.act_spaces = {a: env.action_space(a) for a in agents}
-        inner = [_inner_space(self.obs_spaces[a]) for a in agents]
+        inner = [inner_observation_space(self.obs_spaces[a]) for a in agents]
         self.inner_obs = [space for space, _ in inner]
-        self.dict_obs = [is_dict for _, is_dict in inner]
-        self._init_observations()
+        self.mask_at = [where for _, where in inner]
+        self.dict_obs = [where is not None for where in self.mask_at]
+        self._init_observations(keep_dicts)
         self._init_actions()
 
-    def _init_observations(self) -> None:
+    def _init_observations(self, keep_dicts: bool) -> None:
         first = self.inner_obs[0]
-        self.obs_raw = isinstance(first, spaces.Box) and all(s == first for s in self.inner_obs)
+        same = all(s == first for s in self.inner_obs)
+        self.obs_raw = isinstance(first, spaces.Box) and same
+        stacked = _stacked_space(first, len(self.agents)) if same else None
+        self.obs_tree = keep_dicts and isinstance(first, spaces.Dict) and stacked is not None
+        if self.obs_tree:
+            self.obs_space = first
+            self.stacked_space = stacked
+            return
         if self.obs_raw:
             keep = np.issubdtype(first.dtype, np.integer) or first.dtype == np.bool_
             dtype = first.dtype if keep else np.dtype(np.float32)
@@ -251,10 +348,14 @@ class _Layout:
 
     # --- per-agent encoding -------------------------------------------------------------
 
-    def encode(self, k: int, raw: Any) -> np.ndarray:
-        """Agent ``k``'s observation in the padded layout."""
-        if self.dict_obs[k]:
+    def encode(self, k: int, raw: Any) -> Any:
+        """Agent ``k``'s observation in the padded layout (a dict of arrays if ``obs_tree``)."""
+        if self.mask_at[k] == "observation":
             raw = raw["observation"]
+        elif self.mask_at[k] == "rest" and isinstance(raw, Mapping):
+            raw = {key: value for key, value in raw.items() if key != "action_mask"}
+        if self.obs_tree:
+            return _encode_tree(self.obs_space, raw, self.agents[k])
         if self.obs_raw:
             obs = np.array(raw, dtype=self.obs_space.dtype)
             if obs.shape != self.obs_space.shape:
@@ -337,6 +438,10 @@ class EnhancedPettingZooEnv(gymnasium.Env):
         (drop-in for Tianshou's ``PettingZooEnv``, turn-based games); ``"parallel"`` steps all
         agents at once with stacked arrays (parameter sharing, centralized critics, fewer
         Python calls per agent-step).
+    :param dict_observations: ``"keep"`` (default): if every agent observes the same ``Dict``
+        space (nested Dicts of Box, Discrete, MultiDiscrete and MultiBinary), observations stay
+        dicts of arrays, e.g. for ``bridge.DictObservationWrapper``; ``"flatten"``: flatten
+        them to one ``float32`` vector per agent like any other non-Box space.
     :param include_state: parallel mode only: put the env's global state in the observation
         where the env has one (default). ``False`` skips ``env.state()`` on every step -- on
         mpe2 it observes every agent once more -- for policies that never read it (DQN, IPPO).
@@ -348,12 +453,24 @@ class EnhancedPettingZooEnv(gymnasium.Env):
     ``has_action_mask``, ``has_state``, ``state_space`` (or None).
     """
 
-    def __init__(self, env: Any, mode: str = "auto", *, include_state: bool = True) -> None:
+    def __init__(
+        self,
+        env: Any,
+        mode: str = "auto",
+        *,
+        include_state: bool = True,
+        dict_observations: str = "keep",
+    ) -> None:
+        if dict_observations not in ("keep", "flatten"):
+            raise ValueError(
+                f"dict_observations must be 'keep' or 'flatten', got {dict_observations!r}"
+            )
         self.env, self.mode = _resolve_env(env, mode)
         self.agents = list(self.env.possible_agents)
         self.num_agents = len(self.agents)
         self.agent_idx = {agent: k for k, agent in enumerate(self.agents)}
-        self._layout = _Layout(self.env, self.agents)
+        self._layout = _Layout(self.env, self.agents, keep_dicts=dict_observations == "keep")
+        self.dict_observations = self._layout.obs_tree
         self.agent_observation_spaces = dict(self._layout.obs_spaces)
         self.agent_action_spaces = dict(self._layout.act_spaces)
         self.padded_observation_space = self._layout.obs_space
@@ -413,12 +530,16 @@ class EnhancedPettingZooEnv(gymnasium.Env):
 
     def _init_parallel_spaces(self) -> None:
         layout, n = self._layout, self.num_agents
-        obs = spaces.Box(
-            layout.stacked_low,
-            layout.stacked_high,
-            layout.stacked_low.shape,
-            layout.obs_space.dtype,
-        )
+        obs: spaces.Space
+        if layout.obs_tree:
+            obs = layout.stacked_space
+        else:
+            obs = spaces.Box(
+                layout.stacked_low,
+                layout.stacked_high,
+                layout.stacked_low.shape,
+                layout.obs_space.dtype,
+            )
         entries: dict[str, spaces.Space] = {
             "obs": obs,
             "alive": spaces.Box(0, 1, (n,), bool),
@@ -455,6 +576,30 @@ class EnhancedPettingZooEnv(gymnasium.Env):
         if self.mode == "aec":
             return self._aec_step(action)
         return self._parallel_step(action)
+
+    def policy_observation_space(self, agent: Any = None) -> spaces.Space:
+        """What a sub-policy of ``bridge.FlexibleMultiAgentPolicyManager`` receives for one
+        ``agent`` (default: the first), e.g. to build a ``bridge.DictObservationWrapper``.
+
+        The agent's own observation (its own shape; a Dict stays a Dict), and if the env has
+        action masks ``Dict(agent_id=Discrete(N), obs=..., mask=bool[its actions])``.
+        """
+        agent = self.agents[0] if agent is None else agent
+        k = self._index(agent)
+        layout = self._layout
+        inner = layout.inner_obs[k]
+        own: spaces.Space
+        if layout.obs_tree or layout.obs_raw:
+            own = layout.obs_space
+        elif isinstance(inner, spaces.Box):
+            own = spaces.Box(-np.inf, np.inf, inner.shape, np.float32)
+        else:
+            own = spaces.Box(-np.inf, np.inf, (spaces.flatdim(inner),), np.float32)
+        if not self.has_action_mask:
+            return own
+        width = int(layout.action_n[k]) if layout.discrete else 1
+        mask = spaces.Box(0, 1, (width,), bool)
+        return spaces.Dict({"agent_id": spaces.Discrete(self.num_agents), "obs": own, "mask": mask})
 
     def render(self) -> Any:
         return self.env.render()
@@ -606,14 +751,17 @@ class EnhancedPettingZooEnv(gymnasium.Env):
     ) -> dict[str, Any]:
         """Stacks the observations of agents in ``acted`` (alive before the step); zeros else."""
         layout = self._layout
-        stacked = np.zeros(self.observation_space["obs"].shape, layout.obs_space.dtype)
+        if layout.obs_tree:
+            stacked = _blank_tree(self.observation_space["obs"], layout.obs_space)
+        else:
+            stacked = np.zeros(self.observation_space["obs"].shape, layout.obs_space.dtype)
         mask = layout.permissive.copy() if self.has_action_mask else None
         for agent, raw in observations.items():
             k = self._index(agent)
             if not acted[k]:
                 continue
             layout.check_spaces(self.env, agent)
-            stacked[k] = layout.encode(k, raw)
+            _put_tree(stacked, k, layout.encode(k, raw))
             if mask is not None and self._alive[k]:
                 mask[k] = layout.mask(k, raw)
         obs: dict[str, Any] = {"obs": stacked, "alive": self._alive.copy()}

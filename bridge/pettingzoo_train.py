@@ -114,7 +114,10 @@ class HostVecEnv:
     """
 
     def __init__(self, make_env: Callable[[], Any], num_envs: int, seed: int, name: str):
-        self.envs = [EnhancedPettingZooEnv(make_env(), mode="parallel") for _ in range(num_envs)]
+        self.envs = [
+            EnhancedPettingZooEnv(make_env(), mode="parallel", dict_observations="flatten")
+            for _ in range(num_envs)
+        ]
         self.spec = spec_from_env(self.envs[0], name)
         self._seed = seed
         self._episodes = 0

@@ -93,7 +93,7 @@ from tianshou.data import (
 from torch import nn
 from torch.nn.modules.module import _IncompatibleKeys
 
-from bridge.pettingzoo_env import EnhancedPettingZooEnv
+from bridge.pettingzoo_env import EnhancedPettingZooEnv, inner_observation_space
 from jmarl.agents.sharing import assign_policies
 
 __all__ = [
@@ -310,13 +310,6 @@ def _module_keys(pids: list[Any]) -> list[str]:
 # --- layouts ------------------------------------------------------------------------------------
 
 
-def _inner_space(space: spaces.Space) -> spaces.Space:
-    """The observation part of an agent's space (a classic game's Dict without its mask)."""
-    if isinstance(space, spaces.Dict) and {"observation", "action_mask"} <= set(space.spaces):
-        return space["observation"]
-    return space
-
-
 class _Layout:
     """Where agents' entries sit in the env's rows (AEC: one agent a row; parallel: all).
 
@@ -359,10 +352,12 @@ class _Route:
     ) -> None:
         self.policy, self.agents, self.layout = policy, agents, layout
         agent = env.agents[int(agents[0])]
-        inner = _inner_space(env.agent_observation_spaces[agent])
+        inner, _ = inner_observation_space(env.agent_observation_spaces[agent])
+        self._obs_tree = env.dict_observations  # dicts of arrays: every agent's own layout
         self._obs_dim = spaces.flatdim(inner)
         self._obs_shape = inner.shape if isinstance(inner, spaces.Box) else (self._obs_dim,)
-        self._obs_cut = env.padded_observation_space.shape != self._obs_shape
+        cut = env.padded_observation_space.shape != self._obs_shape
+        self._obs_cut = cut and not self._obs_tree
         own = env.agent_action_spaces[agent]
         self._act_n = int(own.n) if isinstance(own, spaces.Discrete) else None
         self._act_shape = own.shape
@@ -372,7 +367,7 @@ class _Route:
     def obs(self, obs: Batch, j: np.ndarray, i: np.ndarray) -> Any:
         """The agents' own observations; ``Batch(obs, mask, agent_id)`` if the env has masks."""
         idx = self.layout.index(j, i)
-        own = np.asarray(obs.obs[idx])
+        own = obs.obs[idx] if self._obs_tree else np.asarray(obs.obs[idx])
         if self._obs_cut:
             own = own[:, : self._obs_dim].reshape(len(own), *self._obs_shape)
         if not self.layout.has_mask:

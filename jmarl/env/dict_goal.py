@@ -47,9 +47,9 @@ random actions        0.38                            -
 
 Through the torch bridge (``tests/learning/test_dict_learning_tianshou.py``: ``to_pettingzoo``,
 ``EnhancedPettingZooEnv``, one shared Tianshou DQN behind ``DictObservationWrapper``, 8000 env
-steps, greedy per-agent return of 48 episodes): all three parts 18.6 / 20.4 / 15.9 / 23.0 / 22.1
-(seeds 0-4), without ``target`` 1.2 / 1.5 / 2.0 / 1.5 / 1.6; seed 0 without ``image`` 2.8,
-without ``position`` 1.6; about 30 s per run on 2 CPU cores.
+steps, greedy per-agent return of 48 episodes): all three parts 22.7 / 22.5 / 15.1 / 18.5 / 20.1
+(seeds 0-4), without ``target`` 0.9 / 2.0 / 1.2 / 1.0 / 1.5; seed 0 without ``image`` 2.2,
+without ``position`` 2.4; about 30-40 s per run on 2 CPU cores.
 
 Bounds: ``E[d_0] = 5.25`` (start and target uniform on the grid). Without the target number
 each of the 4 corners is the agent's with probability 1/4 whatever it sees, so it spends at

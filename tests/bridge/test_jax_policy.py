@@ -157,6 +157,18 @@ def test_from_env_needs_parallel_mode() -> None:
         JaxPolicy.from_env(aec, TINY)
 
 
+def test_from_env_asks_for_flattened_dict_observations() -> None:
+    from bridge.to_pettingzoo import to_pettingzoo
+
+    make = lambda **kw: EnhancedPettingZooEnv(
+        to_pettingzoo(jmarl.make("dict_goal", num_agents=2)), mode="parallel", **kw
+    )
+    with pytest.raises(ValueError, match="dict_observations='flatten'"):
+        JaxPolicy.from_env(make(), TINY)
+    policy = JaxPolicy.from_env(make(dict_observations="flatten"), TINY)
+    assert policy.spec.observation_space.shape == (70,)  # image 64 + position 2 + target 4
+
+
 # --- hand-over: zero-copy and explicit dtypes ------------------------------------------------
 
 

@@ -108,6 +108,67 @@ class TwoAgentEnv(pettingzoo.ParallelEnv):
         self.closed = True
 
 
+class NestedDictEnv(pettingzoo.ParallelEnv):
+    """Three agents with one nested Dict space (every leaf kind) and an ``action_mask`` key;
+    agent "c" terminates after the first step. ``bad`` drops a nested key at step 2."""
+
+    metadata = {"name": "nested_dict_v0", "is_parallelizable": True}  # noqa: RUF012
+
+    def __init__(self, extra: spaces.Space | None = None, bad: bool = False) -> None:
+        self.possible_agents = ["a", "b", "c"]
+        self.render_mode = None
+        self.bad = bad
+        inner = {
+            "pos": spaces.Box(-1.0, 1.0, (2,), np.float32),
+            "kind": spaces.Discrete(3, start=1),
+        }
+        parts = {
+            "action_mask": spaces.Box(0, 1, (4,), np.int8),
+            "image": spaces.Box(0, 255, (8, 8, 3), np.uint8),
+            "goal": spaces.MultiDiscrete([3, 5]),
+            "bits": spaces.MultiBinary(4),
+            "me": spaces.Dict(inner),
+        }
+        if extra is not None:
+            parts["extra"] = extra
+        self.space = spaces.Dict(parts)
+
+    def observation_space(self, agent: str) -> spaces.Space:
+        return self.space
+
+    def action_space(self, agent: str) -> spaces.Space:
+        return spaces.Discrete(4)
+
+    def _obs(self, agent: str) -> dict:
+        k = self.possible_agents.index(agent)
+        obs = {
+            "action_mask": np.array([1, k != 0, 1, self.t % 2], np.int8),
+            "image": np.full((8, 8, 3), 10 * k + self.t, np.uint8),
+            "goal": np.array([k, self.t % 5]),
+            "bits": np.array([k & 1, 1, 0, self.t & 1], np.int8),
+            "me": {"pos": np.array([k / 4, -self.t / 4], np.float32), "kind": 1 + k},
+        }
+        if "extra" in self.space.spaces:
+            obs["extra"] = self.space["extra"].sample()
+        if self.bad and self.t == 2:
+            del obs["me"]["kind"]
+        return obs
+
+    def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
+        self.agents, self.t = list(self.possible_agents), 0
+        return {a: self._obs(a) for a in self.agents}, {a: {} for a in self.agents}
+
+    def step(self, actions: dict) -> tuple[dict, ...]:
+        self.t += 1
+        terms = {a: a == "c" or self.t >= 3 for a in self.agents}
+        obs = {a: self._obs(a) for a in self.agents}
+        rewards = dict.fromkeys(self.agents, 1.0)
+        truncs = dict.fromkeys(self.agents, False)
+        infos = {a: {} for a in self.agents}
+        self.agents = [a for a in self.agents if not terms[a]]
+        return obs, rewards, terms, truncs, infos
+
+
 # --- construction and auto-detection -----------------------------------------------------------
 
 
@@ -650,3 +711,108 @@ def test_tianshou_collector(vector: str, factory: Any) -> None:
         assert buffer.obs.obs.shape[1:] == (3, 18) and buffer.obs.state.shape[1:] == (54,)
         assert stats.returns.shape == (stats.n_collected_episodes, 3)
         assert bool(buffer.info.alive.any())
+
+
+# --- Dict observations --------------------------------------------------------------------------
+
+
+def _without_mask(raw: dict) -> dict:
+    return {k: v for k, v in raw.items() if k != "action_mask"}
+
+
+def _assert_tree_equal(got: Any, want: Any) -> None:
+    if isinstance(want, dict):
+        assert set(got) == set(want)
+        for key in want:
+            _assert_tree_equal(got[key], want[key])
+    else:
+        np.testing.assert_array_equal(got, want)
+
+
+def test_parallel_dict_observations_stay_dicts_with_an_agent_axis() -> None:
+    raw_env = NestedDictEnv()
+    env = EnhancedPettingZooEnv(raw_env)
+    assert env.dict_observations and env.has_action_mask
+    space = env.observation_space["obs"]
+    assert sorted(space.spaces) == ["bits", "goal", "image", "me"]  # the mask travels apart
+    assert space["image"].shape == (3, 8, 8, 3) and space["image"].dtype == np.uint8
+    assert space["me"]["kind"].shape == (3,) and space["goal"].shape == (3, 2)
+    obs, _ = env.reset(seed=0)
+    assert env.observation_space.contains(obs)
+    raw_env.t = 0
+    for k, agent in enumerate(env.agents):
+        want = _without_mask(raw_env._obs(agent))
+        _assert_tree_equal({key: _index(obs["obs"], k)[key] for key in want}, want)
+    np.testing.assert_array_equal(obs["mask"][0], [1, 0, 1, 0])  # from the action_mask key
+    obs, *_ = env.step(np.zeros(3, np.int64))  # "c" terminates in this step
+    assert env.observation_space.contains(obs) and not obs["alive"][2]
+    obs, *_ = env.step(np.zeros(3, np.int64))
+    dead = _index(obs["obs"], 2)  # "c" is dead: zeros, or the lowest value if 0 is outside
+    assert int(dead["me"]["kind"]) == 1  # Discrete(3, start=1)
+    dead["me"]["kind"] = 0
+    for leaf in _leaves(dead):
+        np.testing.assert_array_equal(leaf, 0)
+    assert env.observation_space.contains(obs)
+
+
+def _index(tree: Any, k: int) -> Any:
+    return {key: _index(v, k) for key, v in tree.items()} if isinstance(tree, dict) else tree[k]
+
+
+def _leaves(tree: Any) -> list:
+    if isinstance(tree, dict):
+        return [leaf for v in tree.values() for leaf in _leaves(v)]
+    return [tree]
+
+
+def test_aec_dict_observations_are_the_agents_own_dicts() -> None:
+    env = EnhancedPettingZooEnv(NestedDictEnv(), mode="aec")
+    assert env.dict_observations
+    obs, _ = env.reset(seed=0)
+    assert env.observation_space.contains(obs)
+    assert obs["obs"]["image"].shape == (8, 8, 3) and int(obs["obs"]["me"]["kind"]) == 1
+    np.testing.assert_array_equal(obs["mask"], [1, 0, 1, 0])
+    assert env.policy_observation_space() == env.observation_space
+
+
+def test_dict_observations_can_be_flattened() -> None:
+    env = EnhancedPettingZooEnv(NestedDictEnv(), dict_observations="flatten")
+    assert not env.dict_observations
+    width = spaces.flatdim(_without_mask_space(NestedDictEnv().space))
+    assert env.observation_space["obs"].shape == (3, width)
+    obs, _ = env.reset(seed=0)
+    assert obs["obs"].dtype == np.float32 and env.observation_space.contains(obs)
+    np.testing.assert_array_equal(obs["mask"][0], [1, 0, 1, 0])
+    with pytest.raises(ValueError, match="dict_observations must be 'keep' or 'flatten'"):
+        EnhancedPettingZooEnv(NestedDictEnv(), dict_observations="stack")
+
+
+def _without_mask_space(space: spaces.Dict) -> spaces.Dict:
+    return spaces.Dict({k: v for k, v in space.spaces.items() if k != "action_mask"})
+
+
+def test_dicts_with_parts_that_are_not_arrays_are_flattened() -> None:
+    extra = spaces.Tuple((spaces.Discrete(2), spaces.Box(0, 1, (1,), np.float32)))
+    env = EnhancedPettingZooEnv(NestedDictEnv(extra=extra))
+    assert not env.dict_observations and env.observation_space["obs"].dtype == np.float32
+
+
+def test_a_dict_observation_with_a_missing_key_names_the_key_path() -> None:
+    env = EnhancedPettingZooEnv(NestedDictEnv(bad=True))
+    env.reset(seed=0)
+    env.step(np.zeros(3, np.int64))
+    with pytest.raises(RuntimeError, match=r"agent 'a' returned observation\['me'\] with keys"):
+        env.step(np.zeros(3, np.int64))
+
+
+def test_policy_observation_space_is_each_agents_own_entry() -> None:
+    env = EnhancedPettingZooEnv(NestedDictEnv())
+    space = env.policy_observation_space("b")
+    assert set(space.spaces) == {"agent_id", "obs", "mask"}
+    assert space["obs"] == _without_mask_space(NestedDictEnv().space)
+    assert space["mask"].shape == (4,) and space["agent_id"] == spaces.Discrete(3)
+    spread = EnhancedPettingZooEnv(simple_spread_v3.parallel_env(N=3))
+    assert spread.policy_observation_space() == spread.padded_observation_space  # no masks
+    mixed = EnhancedPettingZooEnv(simple_adversary_v3.parallel_env())
+    own = mixed.policy_observation_space("adversary_0")
+    assert own.shape == mixed.agent_observation_spaces["adversary_0"].shape  # not the padding
