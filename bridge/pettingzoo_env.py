@@ -248,7 +248,8 @@ def _blank_tree(space: spaces.Space, own: spaces.Space) -> Any:
     if isinstance(own, spaces.Box):
         blank = np.clip(np.zeros(own.shape, own.dtype), own.low, own.high)
     elif isinstance(own, (spaces.Discrete, spaces.MultiDiscrete)):
-        blank = np.broadcast_to(np.maximum(own.start, 0), space.shape[1:])
+        top = own.start + (own.n if isinstance(own, spaces.Discrete) else own.nvec) - 1
+        blank = np.broadcast_to(np.clip(0, own.start, top), space.shape[1:])
     else:
         blank = np.zeros(space.shape[1:])
     return np.broadcast_to(blank.astype(space.dtype), space.shape).copy()

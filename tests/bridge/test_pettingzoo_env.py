@@ -816,3 +816,24 @@ def test_policy_observation_space_is_each_agents_own_entry() -> None:
     mixed = EnhancedPettingZooEnv(simple_adversary_v3.parallel_env())
     own = mixed.policy_observation_space("adversary_0")
     assert own.shape == mixed.agent_observation_spaces["adversary_0"].shape  # not the padding
+
+
+@pytest.mark.parametrize(
+    ("own", "blank"),
+    [
+        (spaces.Discrete(3, start=1), 1),
+        (spaces.Discrete(3, start=-1), 0),
+        (spaces.Discrete(2, start=-5), -4),
+        (spaces.MultiDiscrete([3, 4], start=[2, -1]), [2, 0]),
+        (spaces.Box(1.0, 2.0, (2,), np.float32), [1.0, 1.0]),
+        (spaces.Box(-1.0, 1.0, (2,), np.float32), [0.0, 0.0]),
+        (spaces.MultiBinary(3), [0, 0, 0]),
+    ],
+)
+def test_blank_entries_are_the_value_nearest_zero_inside_the_space(own: Any, blank: Any) -> None:
+    from bridge.pettingzoo_env import _blank_tree, _stacked_space
+
+    stacked = _stacked_space(own, 2)
+    got = _blank_tree(stacked, own)
+    np.testing.assert_array_equal(got, [blank, blank])
+    assert stacked.contains(got) and all(own.contains(row.astype(own.dtype)) for row in got)
