@@ -77,13 +77,13 @@ HIDDEN = (64, 64)
 BATCH_PER_AGENT = 64  # sampled transitions per agent and gradient step
 GRADIENT_STEPS_PER_ENV_STEP = 0.1
 COLLECT_PER_ENV = 10  # env steps per env between updates
-REPLAY_PER_ENV = 500  # replay capacity per env, in env steps (N agent-steps each)
-# env steps per env per timed run: collect runs, training runs
+# env steps per env per timed run (collect runs, training runs) and replay capacity per env in
+# env steps (N agent-steps each; pistonball's pixel observations are 164 kB per agent-step)
 SIZES = {
-    ("simple_spread", False): {"collect": 250, "train": 200, "repeats": 3},
-    ("simple_spread", True): {"collect": 50, "train": 20, "repeats": 2},
-    ("pistonball", False): {"collect": 25, "train": 20, "repeats": 2},
-    ("pistonball", True): {"collect": 5, "train": 10, "repeats": 1},
+    ("simple_spread", False): {"collect": 250, "train": 200, "repeats": 3, "replay": 500},
+    ("simple_spread", True): {"collect": 50, "train": 20, "repeats": 2, "replay": 500},
+    ("pistonball", False): {"collect": 25, "train": 20, "repeats": 2, "replay": 40},
+    ("pistonball", True): {"collect": 5, "train": 10, "repeats": 1, "replay": 40},
 }
 
 
@@ -171,7 +171,7 @@ def measure_collect(
     """
     n, envs = args.agents, args.envs
     steps = args.sizes["collect"] * envs * n // per_step  # collector steps per run
-    col = make_collector(algorithm, make, envs, REPLAY_PER_ENV * n // per_step)
+    col = make_collector(algorithm, make, envs, args.sizes["replay"] * n // per_step)
     start = time.perf_counter()
     col.collect(n_step=steps)  # warm-up (JIT compilation of a JAX policy included)
     warmup_s = time.perf_counter() - start
@@ -191,7 +191,7 @@ def measure_train(
     collect = COLLECT_PER_ENV * envs * n // per_step  # collector steps per round
     grads = round(GRADIENT_STEPS_PER_ENV_STEP * COLLECT_PER_ENV * envs)
     rounds = args.sizes["train"] // COLLECT_PER_ENV
-    col = make_collector(algorithm, make, envs, REPLAY_PER_ENV * n // per_step)
+    col = make_collector(algorithm, make, envs, args.sizes["replay"] * n // per_step)
 
     def one_round() -> int:
         collected = col.collect(n_step=collect).n_collected_steps
@@ -307,6 +307,7 @@ def main() -> None:
                 "agents": args.agents,
                 "vector_envs": f"DummyVectorEnv x {args.envs}",
                 "env_steps_per_env_per_run": {k: args.sizes[k] for k in ("collect", "train")},
+                "replay_env_steps_per_env": args.sizes["replay"],
                 "repeats": args.repeats,
                 "hidden_sizes": list(HIDDEN),
                 "unit": "agent-step = one agent acting once (parallel step = N, AEC step = 1)",
