@@ -11,7 +11,7 @@ import importlib
 from typing import Any
 
 from bridge.convert import from_gymnasium_space, to_gymnasium_space, tree_to_jax, tree_to_numpy
-from bridge.pettingzoo_env import EnhancedPettingZooEnv
+from bridge.pettingzoo_env import CycleParallelEnv, EnhancedPettingZooEnv
 from bridge.to_pettingzoo import JaxParallelEnv, to_pettingzoo
 
 _LAZY = {
@@ -25,6 +25,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "CycleParallelEnv",
     "DictObservationWrapper",
     "DictToTensorPreprocessor",
     "EnhancedPettingZooEnv",
