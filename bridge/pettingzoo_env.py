@@ -99,7 +99,7 @@ from pettingzoo.utils.conversions import (
     turn_based_aec_to_parallel,
 )
 
-__all__ = ["CycleParallelEnv", "EnhancedPettingZooEnv", "inner_observation_space"]
+__all__ = ["CycleParallelEnv", "EnhancedPettingZooEnv"]
 
 MODES = ("auto", "aec", "parallel")
 _STATE_ERRORS = (TypeError, NotImplementedError, AttributeError)
@@ -175,7 +175,7 @@ class CycleParallelEnv(aec_to_parallel_wrapper):
         return observations, rewards, terminations, truncations, infos
 
 
-def inner_observation_space(space: spaces.Space) -> tuple[spaces.Space, str | None]:
+def _inner_space(space: spaces.Space) -> tuple[spaces.Space, str | None]:
     """The observation part of an agent's space and where its action mask is.
 
     :returns: ``(space, None)`` without a mask; ``(space["observation"], "observation")`` for
@@ -288,10 +288,9 @@ class _Layout:
         self.agents = agents
         self.obs_spaces = {a: env.observation_space(a) for a in agents}
         self.act_spaces = {a: env.action_space(a) for a in agents}
-        inner = [inner_observation_space(self.obs_spaces[a]) for a in agents]
+        inner = [_inner_space(self.obs_spaces[a]) for a in agents]
         self.inner_obs = [space for space, _ in inner]
-        self.mask_at = [where for _, where in inner]
-        self.dict_obs = [where is not None for where in self.mask_at]
+        self.mask_at = [where for _, where in inner]  # where each agent's action mask is
         self._init_observations(keep_dicts)
         self._init_actions()
 
@@ -299,8 +298,9 @@ class _Layout:
         first = self.inner_obs[0]
         same = all(s == first for s in self.inner_obs)
         self.obs_raw = isinstance(first, spaces.Box) and same
-        stacked = _stacked_space(first, len(self.agents)) if same else None
-        self.obs_tree = keep_dicts and isinstance(first, spaces.Dict) and stacked is not None
+        tree = keep_dicts and same and isinstance(first, spaces.Dict)
+        stacked = _stacked_space(first, len(self.agents)) if tree else None
+        self.obs_tree = stacked is not None  # a Dict of leaves that stack into arrays
         if self.obs_tree:
             self.obs_space = first
             self.stacked_space = stacked
@@ -310,16 +310,15 @@ class _Layout:
             dtype = first.dtype if keep else np.dtype(np.float32)
             low, high = first.low.astype(dtype), first.high.astype(dtype)
             self.obs_space = spaces.Box(low, high, first.shape, dtype)
-            stacked = (len(self.agents), *first.shape)
-            self.stacked_low = np.broadcast_to(np.minimum(low, 0).astype(dtype), stacked)
-            self.stacked_high = np.broadcast_to(np.maximum(high, 0).astype(dtype), stacked)
+            self.stacked_space = _stacked_space(self.obs_space, len(self.agents))
             return
         flat = [spaces.flatten_space(s) for s in self.inner_obs]
         self.obs_dims = [box.shape[0] for box in flat]
         width = max(self.obs_dims)
         low, high = _pad_bounds(flat, width)
         self.obs_space = spaces.Box(low.min(0), high.max(0), (width,), np.float32)
-        self.stacked_low, self.stacked_high = np.minimum(low, 0), np.maximum(high, 0)
+        self.stacked_space = spaces.Box(np.minimum(low, 0), np.maximum(high, 0), low.shape,
+                                        np.float32)  # fmt: skip
 
     def _init_actions(self) -> None:
         acts = [self.act_spaces[a] for a in self.agents]
@@ -381,7 +380,7 @@ class _Layout:
         """Agent ``k``'s legal actions, bool[A]; a bool[1] True placeholder for Box actions."""
         if not self.discrete:
             return np.ones(1, bool)
-        if not self.dict_obs[k]:
+        if self.mask_at[k] is None:
             return self.permissive[k].copy()
         legal = np.asarray(raw["action_mask"]).astype(bool)
         if legal.shape != (self.action_n[k],):
@@ -480,7 +479,8 @@ class EnhancedPettingZooEnv(gymnasium.Env):
         self.padded_observation_space = self._layout.obs_space
         self.padded_action_space = self._layout.act_space
         self.has_action_mask = self._layout.discrete and (
-            any(self._layout.dict_obs) or len(set(self._layout.action_n.tolist())) > 1
+            any(where is not None for where in self._layout.mask_at)
+            or len(set(self._layout.action_n.tolist())) > 1
         )
         self.metadata = dict(getattr(self.env, "metadata", {}) or {})
         self.render_mode = getattr(self.env, "render_mode", None)
@@ -534,18 +534,8 @@ class EnhancedPettingZooEnv(gymnasium.Env):
 
     def _init_parallel_spaces(self) -> None:
         layout, n = self._layout, self.num_agents
-        obs: spaces.Space
-        if layout.obs_tree:
-            obs = layout.stacked_space
-        else:
-            obs = spaces.Box(
-                layout.stacked_low,
-                layout.stacked_high,
-                layout.stacked_low.shape,
-                layout.obs_space.dtype,
-            )
         entries: dict[str, spaces.Space] = {
-            "obs": obs,
+            "obs": layout.stacked_space,
             "alive": spaces.Box(0, 1, (n,), bool),
         }
         if self.has_action_mask:

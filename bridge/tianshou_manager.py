@@ -93,7 +93,7 @@ from tianshou.data import (
 from torch import nn
 from torch.nn.modules.module import _IncompatibleKeys
 
-from bridge.pettingzoo_env import EnhancedPettingZooEnv, inner_observation_space
+from bridge.pettingzoo_env import EnhancedPettingZooEnv
 from jmarl.agents.sharing import assign_policies
 
 __all__ = [
@@ -352,12 +352,12 @@ class _Route:
     ) -> None:
         self.policy, self.agents, self.layout = policy, agents, layout
         agent = env.agents[int(agents[0])]
-        inner, _ = inner_observation_space(env.agent_observation_spaces[agent])
-        self._obs_tree = env.dict_observations  # dicts of arrays: every agent's own layout
-        self._obs_dim = spaces.flatdim(inner)
-        self._obs_shape = inner.shape if isinstance(inner, spaces.Box) else (self._obs_dim,)
-        cut = env.padded_observation_space.shape != self._obs_shape
-        self._obs_cut = cut and not self._obs_tree
+        entry = env.policy_observation_space(agent)  # what self.obs() returns for the agent
+        own_obs = entry["obs"] if layout.has_mask else entry
+        self._obs_tree = env.dict_observations  # dicts of arrays, never padded
+        self._obs_dim = spaces.flatdim(own_obs)
+        self._obs_shape = own_obs.shape
+        self._obs_cut = env.padded_observation_space.shape != self._obs_shape
         own = env.agent_action_spaces[agent]
         self._act_n = int(own.n) if isinstance(own, spaces.Discrete) else None
         self._act_shape = own.shape

@@ -577,12 +577,12 @@ def test_connect_four_trains_with_tianshous_off_policy_trainer() -> None:
     torch.manual_seed(1)
     np.random.seed(1)  # noqa: NPY002 (Tianshou explores with the global generator)
     env = connect_four()
+    pre = DictToTensorPreprocessor(env.observation_space)
     inner = DiscreteQLearningPolicy(
-        model=Net(state_shape=DictToTensorPreprocessor(env.observation_space).output_dim,
-                  action_shape=7, hidden_sizes=[64]),
+        model=Net(state_shape=pre.output_dim, action_shape=7, hidden_sizes=[64]),
         action_space=env.action_space, eps_training=0.3, eps_inference=0.0,
     )  # fmt: skip
-    policy = DictObservationWrapper(inner, env.observation_space)
+    policy = DictObservationWrapper(inner, env.observation_space, preprocessor=pre)
     dqn = DQN(policy=policy, optim=AdamOptimizerFactory(lr=1e-3), target_update_freq=50)
     manager = FlexibleMultiAgentPolicyManager(dqn, env, mode="shared")
     train = Collector[CollectStats](
