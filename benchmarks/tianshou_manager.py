@@ -2,8 +2,8 @@
 
 mpe2 ``simple_spread_v3`` with N agents (default 20, ``max_cycles`` 25, discrete actions), or
 ``--env pistonball`` (``pistonball_v6``, N pistons, discrete actions, pixel observations), a
-Tianshou ``Collector`` over a ``DummyVectorEnv`` of ``--envs`` envs, torch with one thread. The
-unit is the agent-step (one agent acting once: a parallel step is N, an AEC step is 1).
+Tianshou ``Collector`` over ``--envs`` envs, torch with one thread. The unit is the agent-step
+(one agent acting once: a parallel step is N, an AEC step is 1).
 
 Variants, all with the same 64x64 MLP per policy:
 
@@ -22,16 +22,25 @@ Two measurements, each the best of ``--repeats`` timed runs after an untimed war
 * ``collect``: inference only (greedy DQN, sampled JAX actions), randomly initialised policies;
   agent-steps/s of ``Collector.collect``. The bare envs' random-action rate is timed too
   (``raw_env_ceiling``) with each variant's overhead per agent-step above its env.
-* ``train``: a DQN training run as Tianshou's off-policy trainer does it -- collect 10 env steps
-  per env (epsilon 0.1), then 0.1 gradient steps per env step (4 envs: 4 gradient steps), each on
-  64 sampled transitions per agent (manager: one sample of 64*N for the shared DQN; Tianshou: one
-  sample of 64*N AEC rows, which it splits by agent, about 64 per DQN), targets synced every 100
-  gradient steps. The replay ratio (samples per agent-step) is therefore the same; agent-steps/s
-  counts collected agent-steps over the wall time of collecting and updating.
+* ``train``: measured twice, with the envs stepped in the main process (``DummyVectorEnv``)
+  and in worker processes (``SubprocVectorEnv``, one spawned process per env), both variants
+  on the same kind. A DQN training run as Tianshou's off-policy trainer does it -- collect 10
+  env steps per env (epsilon 0.1), then 0.1 gradient steps per env step (4 envs: 4 gradient
+  steps), each on 64 sampled transitions per agent (manager: one sample of 64*N for the shared
+  DQN; Tianshou: one sample of 64*N AEC rows, which it splits by agent, about 64 per DQN),
+  targets synced every 100 gradient steps. The replay ratio (samples per agent-step) is
+  therefore the same; agent-steps/s counts collected agent-steps over the wall time of
+  collecting and updating. Beside it, the main process's CPU time per agent-step (with
+  ``SubprocVectorEnv`` that is the part more cores cannot spread: the policies, the collector,
+  the updates, the pipes to the workers).
 
-Ratios: ``manager / tianshou`` for both (target >= 3), ``jax_policy / manager`` (collect).
+``collect`` and the bare envs use ``DummyVectorEnv`` (no worker processes).
 
-Run (about 4 minutes on 2 CPU cores; ``--quick`` checks the script in about a minute)::
+Ratios: ``manager / tianshou`` for ``collect`` and for ``train`` on each vector env kind (target
+>= 3), ``train_best_over_best`` (each side's faster vector env kind), ``jax_policy / manager``
+(collect).
+
+Run (about 6 minutes on 2 CPU cores; ``--quick`` checks the script in about a minute)::
 
     JAX_PLATFORMS=cpu OMP_NUM_THREADS=1 .venv/bin/python benchmarks/tianshou_manager.py \\
         > tianshou_manager.json
@@ -60,7 +69,7 @@ from tianshou.algorithm.modelfree.dqn import DiscreteQLearningPolicy
 from tianshou.algorithm.multiagent.marl import MultiAgentOffPolicyAlgorithm
 from tianshou.algorithm.optim import AdamOptimizerFactory
 from tianshou.data import Collector, CollectStats, VectorReplayBuffer
-from tianshou.env import DummyVectorEnv, PettingZooEnv
+from tianshou.env import DummyVectorEnv, PettingZooEnv, SubprocVectorEnv
 from tianshou.utils.net.common import Net
 from tianshou.utils.torch_utils import policy_within_training_step
 
@@ -143,8 +152,15 @@ def jax_algorithm(args: argparse.Namespace) -> JaxPPO:
     return JaxPPO(policy=JaxPolicy.from_env(ours(args)(), cfg, seed=0), seed=0)
 
 
-def make_collector(algorithm: Any, make: Callable[[], Any], envs: int, per_env: int) -> Collector:
-    venv = DummyVectorEnv([make] * envs)
+VECTOR_ENVS = {"dummy": DummyVectorEnv, "subproc": SubprocVectorEnv}
+
+
+def make_collector(
+    algorithm: Any, make: Callable[[], Any], envs: int, per_env: int, vector: str = "dummy"
+) -> Collector:
+    # spawned workers: forking a process that has started JAX's threads can deadlock
+    kwargs = {"context": "spawn"} if vector == "subproc" else {}
+    venv = VECTOR_ENVS[vector]([make] * envs, **kwargs)
     venv.seed(0)
     col = Collector[CollectStats](algorithm, venv, VectorReplayBuffer(envs * per_env, envs))
     col.reset()
@@ -184,14 +200,22 @@ def measure_collect(
 
 
 def measure_train(
-    name: str, algorithm: Any, make: Callable[[], Any], per_step: int, args: argparse.Namespace
+    name: str,
+    algorithm: Any,
+    make: Callable[[], Any],
+    per_step: int,
+    args: argparse.Namespace,
+    vector: str,
 ) -> dict[str, Any]:
-    """Best-of-``repeats`` agent-steps/s of collect + update rounds (see the module docstring)."""
+    """Best-of-``repeats`` agent-steps/s of collect + update rounds (see the module docstring).
+
+    :param vector: ``"dummy"`` or ``"subproc"``, the vector env the collector steps.
+    """
     n, envs = args.agents, args.envs
     collect = COLLECT_PER_ENV * envs * n // per_step  # collector steps per round
     grads = round(GRADIENT_STEPS_PER_ENV_STEP * COLLECT_PER_ENV * envs)
     rounds = args.sizes["train"] // COLLECT_PER_ENV
-    col = make_collector(algorithm, make, envs, args.sizes["replay"] * n // per_step)
+    col = make_collector(algorithm, make, envs, args.sizes["replay"] * n // per_step, vector)
 
     def one_round() -> int:
         collected = col.collect(n_step=collect).n_collected_steps
@@ -204,12 +228,18 @@ def measure_train(
         for _ in range(3):  # fills the replay a little, first updates
             one_round()
         warmup_s = time.perf_counter() - start
-        runs, agent_steps = [], 0
+        runs, cpu, agent_steps = [], [], 0
         for _ in range(args.repeats):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             agent_steps = sum(one_round() for _ in range(rounds))
             runs.append(time.perf_counter() - start)
-    return best_rate(f"train {name}", runs, agent_steps, warmup_s)
+            cpu.append(time.process_time() - start_cpu)
+    col.env.close()
+    out = best_rate(f"train {vector} {name}", runs, agent_steps, warmup_s)
+    # CPU of this (the main) process only: with the envs in workers, the main process is what
+    # a machine with more cores cannot spread
+    out["main_process_cpu_us_per_agent_step"] = 1e6 * min(cpu) / agent_steps
+    return out
 
 
 def raw_env_ceiling(args: argparse.Namespace) -> dict[str, Any]:
@@ -276,26 +306,48 @@ def run_all(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
             measure_collect, "jax_policy", jax_algorithm(args), ours(args), n, args
         )
     train = {
-        "manager": run_variant(
-            measure_train, "manager", manager_algorithm(args), ours(args), n, args
-        ),
-        "tianshou": run_variant(
-            measure_train, "tianshou", tianshou_algorithm(args), theirs(args), 1, args
-        ),
+        vector: {
+            "manager": run_variant(
+                measure_train, "manager", manager_algorithm(args), ours(args), n, args, vector
+            ),
+            "tianshou": run_variant(
+                measure_train, "tianshou", tianshou_algorithm(args), theirs(args), 1, args, vector
+            ),
+        }
+        for vector in VECTOR_ENVS
     }
     return {"collect": collect, "train": train}
 
 
+def train_ratios(train: dict[str, dict[str, Any]]) -> dict[str, float | None]:
+    """``manager / tianshou`` per vector env kind and for each side's faster kind."""
+    rate = {v: {k: r["agent_steps_per_s"] for k, r in both.items()} for v, both in train.items()}
+    out = {
+        f"train_{v}_manager_over_tianshou": ratio(r["manager"], r["tianshou"])
+        for v, r in rate.items()
+    }
+    best = {
+        side: max((r[side] for r in rate.values() if r[side] is not None), default=None)
+        for side in ("manager", "tianshou")
+    }
+    out["train_best_over_best"] = ratio(best["manager"], best["tianshou"])
+    sub = train["subproc"]
+    out["subproc_main_process_cpu_tianshou_over_manager"] = ratio(
+        sub["tianshou"].get("main_process_cpu_us_per_agent_step"),
+        sub["manager"].get("main_process_cpu_us_per_agent_step"),
+    )
+    return out
+
+
 def main() -> None:
     args = parse_args()
-    arm_watchdog(240 if args.quick else 900)
+    arm_watchdog(300 if args.quick else 1200)
     info = machine_info()
     log(f"{args.env}, N={args.agents}, {args.envs} envs")
     results = run_all(args)
     ceiling = raw_env_ceiling(args)
-    rate = {sec: {k: v["agent_steps_per_s"] for k, v in r.items()} for sec, r in results.items()}
+    coll = {k: v["agent_steps_per_s"] for k, v in results["collect"].items()}
     cyc, aec = (ceiling[f]["agent_steps_per_s"] for f in ("cycle_parallel", "aec"))
-    coll = rate["collect"]
     over = {k: overhead_us(v, aec if k == "tianshou" else cyc) for k, v in coll.items()}
     emit(
         {
@@ -305,7 +357,10 @@ def main() -> None:
             "setup": {
                 "env": f"{args.env} (discrete actions)",
                 "agents": args.agents,
-                "vector_envs": f"DummyVectorEnv x {args.envs}",
+                "vector_envs": {
+                    "collect": f"DummyVectorEnv x {args.envs}",
+                    "train": f"DummyVectorEnv x {args.envs}; SubprocVectorEnv x {args.envs}",
+                },
                 "env_steps_per_env_per_run": {k: args.sizes[k] for k in ("collect", "train")},
                 "replay_env_steps_per_env": args.sizes["replay"],
                 "repeats": args.repeats,
@@ -323,9 +378,7 @@ def main() -> None:
             "raw_env_ceiling": ceiling,
             "collect_overhead_us_per_agent_step": over,
             "ratios": {
-                "train_manager_over_tianshou": ratio(
-                    rate["train"]["manager"], rate["train"]["tianshou"]
-                ),
+                **train_ratios(results["train"]),
                 "collect_manager_over_tianshou": ratio(coll["manager"], coll["tianshou"]),
                 "target": 3.0,
                 "collect_jax_policy_over_manager": ratio(coll.get("jax_policy"), coll["manager"]),
