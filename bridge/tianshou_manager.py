@@ -404,7 +404,8 @@ class _Route:
                 agent.append(part.agent[keep])
         if not data:
             return None
-        return Batch.cat(data), np.concatenate(stream), np.concatenate(agent)
+        joined = data[0] if len(data) == 1 else Batch.cat(data)
+        return joined, np.concatenate(stream), np.concatenate(agent)
 
     def _data(self, part: _Stitched, keep: np.ndarray) -> Batch:
         j, jn, i, rows = part.j[keep], part.jn[keep], part.agent[keep], part.rows
@@ -712,6 +713,78 @@ def _add_in_rounds(target: ReplayBufferManager, data: Batch, slot: np.ndarray) -
         target.add(data[idx], buffer_ids=slot[idx])
 
 
+def _slot_groups(slot: np.ndarray) -> list[np.ndarray]:
+    """The row numbers of every distinct slot, each in row order."""
+    order = np.argsort(slot, kind="stable")
+    sorted_slot = slot[order]
+    return np.split(order, np.flatnonzero(sorted_slot[1:] != sorted_slot[:-1]) + 1)
+
+
+def _advance(sub: ReplayBuffer, rew: np.ndarray, done: np.ndarray) -> np.ndarray:
+    """Bookkeeping of ``sub`` after appending ``len(done)`` rows, as the same number of calls of
+    its ``_update_state_pre_add`` would leave it; returns the rows' positions in ``sub``."""
+    count = len(done)
+    pos = (sub._insertion_idx + np.arange(count)) % sub.maxsize
+    sub.last_index[0] = pos[-1]
+    sub._size = min(sub._size + count, sub.maxsize)
+    sub._insertion_idx = int((pos[-1] + 1) % sub.maxsize)
+    ends = np.flatnonzero(done)
+    tail = 0
+    if len(ends):
+        tail = int(ends[-1]) + 1
+        sub._ep_return, sub._ep_len = 0.0, 0
+        sub._ep_start_idx = int((pos[ends[-1]] + 1) % sub.maxsize)
+    for value in rew[tail:]:  # in order, as the per-row adds sum it
+        sub._ep_return += value
+    sub._ep_len += count - tail
+    return pos
+
+
+def _append(target: ReplayBufferManager, data: Batch, slot: np.ndarray) -> None:
+    """Appends ``data[k]`` to sub-buffer ``slot[k]`` (each slot's rows in order), leaving
+    ``target`` exactly as :func:`_add_in_rounds` does, but with one write into its storage
+    instead of one ``add`` per round of rows.
+
+    It sets the bookkeeping of Tianshou 2.0.1's (pinned) ``VectorReplayBuffer`` itself; any
+    other buffer, a first write (storage not yet allocated), a slot given more rows than it
+    holds or data the storage cannot take goes through ``add``.
+    """
+    if len(slot) == 0:
+        return
+    groups = _slot_groups(slot)
+    direct = (
+        type(target) is VectorReplayBuffer
+        and len(target._meta.get_keys()) > 0
+        and target._save_obs_next
+        and not target._save_only_last_obs
+        and all(len(g) <= target.buffers[int(slot[g[0]])].maxsize for g in groups)
+    )
+    if not direct:
+        _add_in_rounds(target, data, slot)
+        return
+    batch = Batch()
+    for key in set(target._reserved_keys).intersection(data.get_keys()):
+        batch.__dict__[key] = data[key]
+    done = np.logical_or(data.terminated, data.truncated)
+    batch.__dict__["done"] = done
+    index = np.empty(len(slot), np.int64)
+    for rows in groups:
+        s = int(slot[rows[0]])
+        sub = target.buffers[s]
+        index[rows] = target._offset[s] + (sub._insertion_idx + np.arange(len(rows))) % sub.maxsize
+    try:
+        target._meta[index] = batch
+    except ValueError:  # new keys or dtypes: add() reallocates (same positions, state untouched)
+        _add_in_rounds(target, data, slot)
+        return
+    rew = np.asarray(data.rew)
+    for rows in groups:
+        s = int(slot[rows[0]])
+        pos = _advance(target.buffers[s], rew[rows], done[rows])
+        target.last_index[s] = pos[-1] + target._offset[s]
+        target._lengths[s] = len(target.buffers[s])
+
+
 def _trajectory_buffer(data: Batch, slot: np.ndarray) -> ReplayBufferManager:
     """A buffer with one exactly sized sub-buffer per slot (an agent's trajectory in one env)."""
     _, dense, counts = np.unique(slot, return_inverse=True, return_counts=True)
@@ -767,12 +840,13 @@ class _ReplayStore:
     def add(self, parts: list[_Stitched]) -> None:
         """Appends the transitions to the replay of the algorithm that owns each agent."""
         for route, target in zip(self.routes, self.buffers):
-            found = route.transitions(parts)
-            if found is None:
-                continue
-            data, stream, agent = found
-            position = np.searchsorted(route.agents, agent)  # route.agents is sorted
-            _add_in_rounds(target, data, stream * len(route.agents) + position)
+            for part in parts:  # one env sub-buffer each: their slots differ
+                found = route.transitions([part])
+                if found is None:
+                    continue
+                data, stream, agent = found
+                position = np.searchsorted(route.agents, agent)  # route.agents is sorted
+                _append(target, data, stream * len(route.agents) + position)
 
 
 # --- the manager --------------------------------------------------------------------------------
