@@ -753,7 +753,7 @@ def _append(target: ReplayBufferManager, data: Batch, slot: np.ndarray) -> None:
         return
     groups = _slot_groups(slot)
     direct = (
-        type(target) is VectorReplayBuffer
+        type(target) in (VectorReplayBuffer, _AgentReplayBuffer)
         and len(target._meta.get_keys()) > 0
         and target._save_obs_next
         and not target._save_only_last_obs
@@ -793,6 +793,30 @@ def _trajectory_buffer(data: Batch, slot: np.ndarray) -> ReplayBufferManager:
     return buffer
 
 
+class _AgentReplayBuffer(VectorReplayBuffer):
+    """The off-policy manager's replay: a ``VectorReplayBuffer`` with one sub-buffer per env x
+    agent, sampled with one uniform draw over all stored rows.
+
+    Tianshou's ``ReplayBufferManager`` picks a sub-buffer per sample in proportion to its
+    length and then a row uniformly, a Python loop over every sub-buffer (80 for 20 agents in 4
+    envs); that is the same distribution as one uniform draw over all rows. Frame stacking
+    (``stack_num > 1``) and ``batch_size <= 0`` ("all rows") keep Tianshou's sampling; an empty
+    buffer gives no indices.
+    """
+
+    def sample_indices(self, batch_size: int | None) -> np.ndarray:
+        """``batch_size`` indices drawn uniformly, with replacement, from all stored rows."""
+        total = int(self._lengths.sum())
+        if total == 0:
+            return np.array([], int)  # Tianshou's divides by zero here
+        if self.stack_num > 1 or batch_size is None or batch_size <= 0:
+            return super().sample_indices(batch_size)
+        draw = self._random_state.choice(total, batch_size)
+        ends = np.cumsum(self._lengths)
+        sub = np.searchsorted(ends, draw, side="right")
+        return self._offset[sub] + draw - (ends[sub] - self._lengths[sub])
+
+
 class _ReplayStore:
     """The off-policy manager's replay: per distinct algorithm, one sub-buffer per env x agent.
 
@@ -826,7 +850,7 @@ class _ReplayStore:
         if isinstance(source, PrioritizedReplayBuffer):
             alpha, beta = source.options["alpha"], source.options["beta"]
             return PrioritizedVectorReplayBuffer(per_env * count, count, alpha=alpha, beta=beta)
-        return VectorReplayBuffer(per_env * count, count)
+        return _AgentReplayBuffer(per_env * count, count)
 
     def new_rows(self, stream: int, sub: ReplayBuffer) -> np.ndarray:
         """Indices (within ``sub``) of the rows added since the last call, oldest first."""

@@ -1,5 +1,6 @@
-"""The off-policy manager's replay write: ``_append`` (one storage write per call) must leave a
-Tianshou buffer exactly as appending round by round with ``ReplayBufferManager.add`` does."""
+"""The off-policy manager's replay: ``_append`` (one storage write per call) must leave a
+Tianshou buffer exactly as appending round by round with ``ReplayBufferManager.add`` does, and
+``_AgentReplayBuffer`` samples stored rows uniformly, as Tianshou's two-stage draw does."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 from tianshou.data import Batch, PrioritizedVectorReplayBuffer, VectorReplayBuffer
 
 import bridge.tianshou_manager as manager_module
-from bridge.tianshou_manager import _add_in_rounds, _append
+from bridge.tianshou_manager import _add_in_rounds, _AgentReplayBuffer, _append
 
 SLOTS, CAPACITY = 4, 5
 
@@ -62,9 +63,12 @@ def _assert_same(ours: VectorReplayBuffer, theirs: VectorReplayBuffer) -> None:
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_append_matches_round_by_round_add(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("kind", [VectorReplayBuffer, _AgentReplayBuffer])
+def test_append_matches_round_by_round_add(
+    seed: int, kind: type, monkeypatch: pytest.MonkeyPatch
+) -> None:
     rng = np.random.default_rng(seed)
-    ours = VectorReplayBuffer(SLOTS * CAPACITY, SLOTS)
+    ours = kind(SLOTS * CAPACITY, SLOTS)
     theirs = VectorReplayBuffer(SLOTS * CAPACITY, SLOTS)
     fallbacks = []
 
@@ -95,3 +99,33 @@ def test_append_falls_back_for_prioritized_buffers() -> None:
         _add_in_rounds(theirs, data, slot)
         _assert_same(ours, theirs)
         np.testing.assert_array_equal(ours.weight, theirs.weight)
+
+
+def test_agent_replay_samples_every_stored_row_uniformly() -> None:
+    rng = np.random.default_rng(0)
+    buffer = _AgentReplayBuffer(SLOTS * CAPACITY, SLOTS)
+    # slot 0 wraps around (full), slot 1 holds 2 rows, slot 2 none, slot 3 holds 4
+    slot = np.array([0] * 8 + [1] * 2 + [3] * 4)
+    _append(buffer, _rows(rng, len(slot)), slot)
+    stored = np.sort(VectorReplayBuffer.sample_indices(buffer, 0))
+    assert len(stored) == CAPACITY + 2 + 4
+    draws = 110_000
+    sample = buffer.sample_indices(draws)
+    assert sample.shape == (draws,) and np.isin(sample, stored).all()
+    counts = np.bincount(sample, minlength=buffer.maxsize)[stored]
+    expected = draws / len(stored)  # 10,000 each: 5 standard deviations is 5%
+    assert np.all(np.abs(counts - expected) < 0.05 * expected), counts
+
+
+def test_agent_replay_keeps_tianshou_sampling_for_all_rows_and_empty() -> None:
+    rng = np.random.default_rng(1)
+    ours = _AgentReplayBuffer(SLOTS * CAPACITY, SLOTS)
+    theirs = VectorReplayBuffer(SLOTS * CAPACITY, SLOTS)
+    assert ours.sample_indices(8).shape == (0,)
+    data, slot = _rows(rng, 9), rng.integers(0, SLOTS, 9)
+    _append(ours, data, slot)
+    _append(theirs, data, slot)
+    for size in (0, None):
+        np.testing.assert_array_equal(
+            np.sort(ours.sample_indices(size)), np.sort(theirs.sample_indices(size))
+        )
