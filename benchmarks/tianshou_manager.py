@@ -22,17 +22,18 @@ Two measurements, each the best of ``--repeats`` timed runs after an untimed war
 * ``collect``: inference only (greedy DQN, sampled JAX actions), randomly initialised policies;
   agent-steps/s of ``Collector.collect``. The bare envs' random-action rate is timed too
   (``raw_env_ceiling``) with each variant's overhead per agent-step above its env.
-* ``train``: measured twice, with the envs stepped in the main process (``DummyVectorEnv``)
-  and in worker processes (``SubprocVectorEnv``, one spawned process per env), both variants
-  on the same kind. A DQN training run as Tianshou's off-policy trainer does it -- collect 10
-  env steps per env (epsilon 0.1), then 0.1 gradient steps per env step (4 envs: 4 gradient
-  steps), each on 64 sampled transitions per agent (manager: one sample of 64*N for the shared
-  DQN; Tianshou: one sample of 64*N AEC rows, which it splits by agent, about 64 per DQN),
-  targets synced every 100 gradient steps. The replay ratio (samples per agent-step) is
-  therefore the same; agent-steps/s counts collected agent-steps over the wall time of
-  collecting and updating. Beside it, the main process's CPU time per agent-step (with
-  ``SubprocVectorEnv`` that is the part more cores cannot spread: the policies, the collector,
-  the updates, the pipes to the workers).
+* ``train``: measured twice (``--vectors``), with the envs stepped in the main process
+  (``DummyVectorEnv``) and in worker processes (``SubprocVectorEnv``, one spawned process per
+  env), both variants on the same kind (pistonball: ``DummyVectorEnv`` only by default). A DQN
+  training run as Tianshou's off-policy trainer does it -- collect 10 env steps per env
+  (epsilon 0.1), then 0.1 gradient steps per env step (4 envs: 4 gradient steps), each on 64
+  sampled transitions per agent (manager: one sample of 64*N for the shared DQN; Tianshou: one
+  sample of 64*N AEC rows, which it splits by agent, about 64 per DQN), targets synced every
+  100 gradient steps. The replay ratio (samples per agent-step) is therefore the same;
+  agent-steps/s counts collected agent-steps over the wall time of collecting and updating.
+  Beside it, the main process's CPU time per agent-step (with ``SubprocVectorEnv`` that is the
+  part more cores cannot spread: the policies, the collector, the updates, the pipes to the
+  workers).
 
 ``collect`` and the bare envs use ``DummyVectorEnv`` (no worker processes).
 
@@ -40,7 +41,8 @@ Ratios: ``manager / tianshou`` for ``collect`` and for ``train`` on each vector 
 >= 3), ``train_best_over_best`` (each side's faster vector env kind), ``jax_policy / manager``
 (collect).
 
-Run (about 6 minutes on 2 CPU cores; ``--quick`` checks the script in about a minute)::
+Run (simple_spread: about 7 minutes on 2 CPU cores; ``--quick`` checks the script in about two
+minutes, pistonball's in about four)::
 
     JAX_PLATFORMS=cpu OMP_NUM_THREADS=1 .venv/bin/python benchmarks/tianshou_manager.py \\
         > tianshou_manager.json
@@ -103,7 +105,18 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--agents", type=int, default=20, help="N agents (pistons)")
     parser.add_argument("--envs", type=int, default=4, help="envs in the DummyVectorEnv")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per variant")
+    parser.add_argument(
+        "--vectors",
+        default=None,
+        help="vector env kinds for train, comma-separated (default: dummy,subproc; pistonball: "
+        "dummy -- its pixel observations through pipes take minutes per run)",
+    )
     args = parser.parse_args()
+    default = "dummy" if args.env == "pistonball" else "dummy,subproc"
+    args.vectors = (args.vectors or default).split(",")
+    unknown = set(args.vectors) - {"dummy", "subproc"}
+    if unknown:
+        parser.error(f"unknown --vectors {sorted(unknown)}: choose from dummy, subproc")
     args.sizes = SIZES[(args.env, args.quick)]
     args.repeats = args.repeats or args.sizes["repeats"]
     return args
@@ -314,7 +327,7 @@ def run_all(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
                 measure_train, "tianshou", tianshou_algorithm(args), theirs(args), 1, args, vector
             ),
         }
-        for vector in VECTOR_ENVS
+        for vector in args.vectors
     }
     return {"collect": collect, "train": train}
 
@@ -331,17 +344,18 @@ def train_ratios(train: dict[str, dict[str, Any]]) -> dict[str, float | None]:
         for side in ("manager", "tianshou")
     }
     out["train_best_over_best"] = ratio(best["manager"], best["tianshou"])
-    sub = train["subproc"]
-    out["subproc_main_process_cpu_tianshou_over_manager"] = ratio(
-        sub["tianshou"].get("main_process_cpu_us_per_agent_step"),
-        sub["manager"].get("main_process_cpu_us_per_agent_step"),
-    )
+    if "subproc" in train:
+        sub = train["subproc"]
+        out["subproc_main_process_cpu_tianshou_over_manager"] = ratio(
+            sub["tianshou"].get("main_process_cpu_us_per_agent_step"),
+            sub["manager"].get("main_process_cpu_us_per_agent_step"),
+        )
     return out
 
 
 def main() -> None:
     args = parse_args()
-    arm_watchdog(300 if args.quick else 1200)
+    arm_watchdog(600 if args.quick else 1800)
     info = machine_info()
     log(f"{args.env}, N={args.agents}, {args.envs} envs")
     results = run_all(args)
@@ -359,7 +373,7 @@ def main() -> None:
                 "agents": args.agents,
                 "vector_envs": {
                     "collect": f"DummyVectorEnv x {args.envs}",
-                    "train": f"DummyVectorEnv x {args.envs}; SubprocVectorEnv x {args.envs}",
+                    "train": [f"{VECTOR_ENVS[v].__name__} x {args.envs}" for v in args.vectors],
                 },
                 "env_steps_per_env_per_run": {k: args.sizes[k] for k in ("collect", "train")},
                 "replay_env_steps_per_env": args.sizes["replay"],
