@@ -203,8 +203,7 @@ def _stacked_space(space: spaces.Space, n: int) -> spaces.Space | None:
         return spaces.Box(np.broadcast_to(low, shape), np.broadcast_to(high, shape), shape,
                           space.dtype)  # fmt: skip
     if isinstance(space, (spaces.Discrete, spaces.MultiDiscrete)):
-        start = np.asarray(space.start, np.int64)
-        top = start + np.asarray(space.n if isinstance(space, spaces.Discrete) else space.nvec) - 1
+        start, top = _int_range(space)
         shape = (n, *np.shape(start))
         low, high = np.minimum(start, 0), np.maximum(top, 0)
         return spaces.Box(np.broadcast_to(low, shape), np.broadcast_to(high, shape), shape,
@@ -212,6 +211,13 @@ def _stacked_space(space: spaces.Space, n: int) -> spaces.Space | None:
     if isinstance(space, spaces.MultiBinary):
         return spaces.Box(0, 1, (n, *space.shape), _leaf_dtype(space))
     return None
+
+
+def _int_range(space: spaces.Discrete | spaces.MultiDiscrete) -> tuple[np.ndarray, np.ndarray]:
+    """The smallest and largest value of a (Multi)Discrete space (per dimension)."""
+    start = np.asarray(space.start, np.int64)
+    size = space.n if isinstance(space, spaces.Discrete) else space.nvec
+    return start, start + np.asarray(size) - 1
 
 
 def _leaf_dtype(space: spaces.Space) -> np.dtype:
@@ -250,8 +256,8 @@ def _blank_tree(space: spaces.Space, own: spaces.Space) -> Any:
     if isinstance(own, spaces.Box):
         blank = np.clip(np.zeros(own.shape, own.dtype), own.low, own.high)
     elif isinstance(own, (spaces.Discrete, spaces.MultiDiscrete)):
-        top = own.start + (own.n if isinstance(own, spaces.Discrete) else own.nvec) - 1
-        blank = np.broadcast_to(np.clip(0, own.start, top), space.shape[1:])
+        start, top = _int_range(own)
+        blank = np.broadcast_to(np.clip(0, start, top), space.shape[1:])
     else:
         blank = np.zeros(space.shape[1:])
     return np.broadcast_to(blank.astype(space.dtype), space.shape).copy()

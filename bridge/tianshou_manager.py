@@ -720,11 +720,10 @@ def _slot_groups(slot: np.ndarray) -> list[np.ndarray]:
     return np.split(order, np.flatnonzero(sorted_slot[1:] != sorted_slot[:-1]) + 1)
 
 
-def _advance(sub: ReplayBuffer, rew: np.ndarray, done: np.ndarray) -> np.ndarray:
-    """Bookkeeping of ``sub`` after appending ``len(done)`` rows, as the same number of calls of
-    its ``_update_state_pre_add`` would leave it; returns the rows' positions in ``sub``."""
-    count = len(done)
-    pos = (sub._insertion_idx + np.arange(count)) % sub.maxsize
+def _advance(sub: ReplayBuffer, pos: np.ndarray, rew: np.ndarray, done: np.ndarray) -> None:
+    """Bookkeeping of ``sub`` after rows were written at its positions ``pos`` (the next ones,
+    in order), as the same number of calls of its ``_update_state_pre_add`` would leave it."""
+    count = len(pos)
     sub.last_index[0] = pos[-1]
     sub._size = min(sub._size + count, sub.maxsize)
     sub._insertion_idx = int((pos[-1] + 1) % sub.maxsize)
@@ -737,7 +736,6 @@ def _advance(sub: ReplayBuffer, rew: np.ndarray, done: np.ndarray) -> np.ndarray
     for value in rew[tail:]:  # in order, as the per-row adds sum it
         sub._ep_return += value
     sub._ep_len += count - tail
-    return pos
 
 
 def _append(target: ReplayBufferManager, data: Batch, slot: np.ndarray) -> None:
@@ -768,20 +766,22 @@ def _append(target: ReplayBufferManager, data: Batch, slot: np.ndarray) -> None:
     done = np.logical_or(data.terminated, data.truncated)
     batch.__dict__["done"] = done
     index = np.empty(len(slot), np.int64)
+    placed = []  # (slot, its rows, their positions in its sub-buffer)
     for rows in groups:
         s = int(slot[rows[0]])
         sub = target.buffers[s]
-        index[rows] = target._offset[s] + (sub._insertion_idx + np.arange(len(rows))) % sub.maxsize
+        pos = (sub._insertion_idx + np.arange(len(rows))) % sub.maxsize
+        index[rows] = target._offset[s] + pos
+        placed.append((s, rows, pos))
     try:
         target._meta[index] = batch
     except ValueError:  # new keys or dtypes: add() reallocates (same positions, state untouched)
         _add_in_rounds(target, data, slot)
         return
     rew = np.asarray(data.rew)
-    for rows in groups:
-        s = int(slot[rows[0]])
-        pos = _advance(target.buffers[s], rew[rows], done[rows])
-        target.last_index[s] = pos[-1] + target._offset[s]
+    for s, rows, pos in placed:
+        _advance(target.buffers[s], pos, rew[rows], done[rows])
+        target.last_index[s] = index[rows[-1]]
         target._lengths[s] = len(target.buffers[s])
 
 
