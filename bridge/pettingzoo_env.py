@@ -140,9 +140,9 @@ def _resolve_env(env: Any, mode: str) -> tuple[Any, str]:
 class CycleParallelEnv(aec_to_parallel_wrapper):
     """PettingZoo's ``aec_to_parallel`` (one parallel step = one full AEC cycle), minus its
     discarded ``last()`` call before each agent's step, which observed every agent twice per
-    step. Random-action agent-steps/s, ``benchmarks/tianshou_manager.py``: mpe2
-    ``simple_spread`` N=20 3,023 vs 2,326 (1.30x), ``pistonball`` 20 pistons 4,738 vs 2,381
-    (1.99x).
+    step. Random-action agent-steps/s vs ``aec_to_parallel``, ``benchmarks/tianshou_manager.py``
+    (``raw_env_ceiling``, 2 CPU cores): mpe2 ``simple_spread`` N=20 1.06-1.30x over eight runs,
+    ``pistonball`` 20 pistons 1.99x and 2.04x over two.
 
     Observations, rewards, flags and infos are those of ``aec_to_parallel``; an env whose
     ``observe`` changes its state (which PettingZoo does not allow) could step differently.
