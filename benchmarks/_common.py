@@ -10,7 +10,9 @@ import json
 import math
 import os
 import platform
+import shlex
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -117,7 +119,31 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def provenance() -> dict[str, Any]:
+    """The command line that made a result and the commit it ran on (``+dirty`` if edited)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def git(*args: str) -> str:
+        try:
+            out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+        except OSError:
+            return ""
+        return out.stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    env = [f"{k}={os.environ[k]}" for k in ("JAX_PLATFORMS", "OMP_NUM_THREADS") if k in os.environ]
+    script = os.path.relpath(os.path.abspath(sys.argv[0]), root)
+    return {
+        "command": shlex.join([*env, "python", script, *sys.argv[1:]]),
+        "git_commit": commit + ("+dirty" if dirty else ""),
+    }
+
+
 def emit(result: dict[str, Any]) -> None:
-    """Prints ``result`` as the one JSON object on stdout."""
-    result = {**result, "load_average_1m_at_end": round(os.getloadavg()[0], 2)}
+    """Prints ``result`` as the one JSON object on stdout, with its :func:`provenance`.
+
+    Results that README quotes are saved under ``benchmarks/results/`` as printed.
+    """
+    result = {**provenance(), **result, "load_average_1m_at_end": round(os.getloadavg()[0], 2)}
     print(json.dumps(_clean(result), indent=2))

@@ -1,5 +1,13 @@
-"""Public conformance checks for jmarl components (like PettingZoo's ``api_test``)."""
+"""Public conformance checks for jmarl components (like PettingZoo's ``api_test``), and a
+probe environment whose every quantity can be computed by hand."""
 
 from jmarl.testing.env_checks import check_env, sample_actions
+from jmarl.testing.probes import MASKED_PENALTY, make_probe_env, probe_episode_return
 
-__all__ = ["check_env", "sample_actions"]
+__all__ = [
+    "MASKED_PENALTY",
+    "check_env",
+    "make_probe_env",
+    "probe_episode_return",
+    "sample_actions",
+]

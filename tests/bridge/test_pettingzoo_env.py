@@ -540,6 +540,73 @@ def test_aec_tictactoe_loser_gets_its_reward_in_its_final_row() -> None:
     np.testing.assert_array_equal(sum(row["reward"] for row in rows), [1, -1])
 
 
+class AbruptEndAEC(pettingzoo.AECEnv):
+    """Two agents alternate; ``a``'s third move ends the game and removes both agents at once.
+
+    That move pays ``a`` +1 and ``b`` -2; ``b`` never acts again, so its -2 is still pending
+    when the episode ends. Every earlier move pays the mover 0.5 and the other agent 0.25.
+    """
+
+    metadata = {"name": "abrupt_end_v0"}  # noqa: RUF012
+
+    def __init__(self) -> None:
+        self.possible_agents = ["a", "b"]
+        self._obs = spaces.Box(0.0, 1.0, (1,), np.float32)
+        self._act = spaces.Discrete(2)
+
+    def observation_space(self, agent: str) -> spaces.Space:
+        return self._obs
+
+    def action_space(self, agent: str) -> spaces.Space:
+        return self._act
+
+    def observe(self, agent: str) -> np.ndarray:
+        return np.array([self._moves / 10], np.float32)
+
+    def reset(self, seed: int | None = None, options: dict | None = None) -> None:
+        self.agents = list(self.possible_agents)
+        self._moves = 0
+        self.agent_selection = "a"
+        zeros = dict.fromkeys(self.agents, 0.0)
+        self.rewards, self._cumulative_rewards = dict(zeros), dict(zeros)
+        self.terminations = dict.fromkeys(self.agents, False)
+        self.truncations = dict.fromkeys(self.agents, False)
+        self.infos = {agent: {} for agent in self.agents}
+
+    def step(self, action: int) -> None:
+        mover = self.agent_selection
+        other = "b" if mover == "a" else "a"
+        self._moves += 1
+        if self._moves == 5:  # a's third move
+            self.rewards = {mover: 1.0, other: -2.0}
+            self.agents = []
+        else:
+            self.rewards = {mover: 0.5, other: 0.25}
+            self.agent_selection = other
+        self.terminations = dict.fromkeys(self.agents, False)
+        self.truncations = dict.fromkeys(self.agents, False)
+        self.infos = {agent: {} for agent in self.agents}
+
+
+def test_aec_rewards_pending_when_all_agents_leave_reach_the_last_row() -> None:
+    env = EnhancedPettingZooEnv(AbruptEndAEC(), mode="aec")
+    rows = run_aec(env, [0] * 5, seed=0)
+    assert [row["obs"]["agent_id"] for row in rows] == [0, 1, 0, 1, 0]
+    # each row carries the mover's rewards since its previous action, e.g. a's second row:
+    # 0.5 (its own move 1) + 0.25 (b's move 2)
+    np.testing.assert_array_equal(rows[0]["reward"], [0, 0])
+    np.testing.assert_array_equal(rows[1]["reward"], [0, 0.25])  # b: a's move 1 paid it 0.25
+    np.testing.assert_array_equal(rows[2]["reward"], [0.75, 0])  # a: 0.5 + 0.25
+    np.testing.assert_array_equal(rows[3]["reward"], [0, 0.75])
+    # the last row: a's 0.75 + 1 and b's pending 0.5 (own move 4) - 2, flushed at the end
+    np.testing.assert_array_equal(rows[4]["reward"], [1.75, -1.5])
+    assert rows[4]["terminated"]
+    total = sum(row["reward"] for row in rows)
+    np.testing.assert_array_equal(
+        total, [0.5 + 0.25 + 0.5 + 0.25 + 1.0, 0.25 + 0.5 + 0.25 + 0.5 - 2.0]
+    )
+
+
 def test_aec_final_turn_ignores_any_action() -> None:
     env = EnhancedPettingZooEnv(tictactoe())
     rows = run_aec(env, [0, 3, 1, 4, 2, None, "anything"], seed=0)

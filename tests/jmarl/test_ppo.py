@@ -133,3 +133,20 @@ def test_dead_agents_do_not_enter_the_loss() -> None:
     )(tr.obs)
     np.testing.assert_array_equal(grad_obs[:, 1], 0.0)
     assert np.abs(grad_obs[:, 0]).sum() > 0
+
+
+def test_128_agents_train_with_one_shared_policy() -> None:
+    # 100+ agents: one shared parameter set serves all of them; the MAPPO critic's global state
+    # is the compact 6N-float one, so two updates stay cheap
+    env = jmarl.make("simple_spread", num_agents=128, max_steps=3)
+    cfg = jmarl.PPOConfig(
+        num_envs=1, rollout_length=3, num_epochs=1, num_minibatches=1, hidden_sizes=(8,)
+    )
+    trainer = jmarl.make_ppo(env, cfg, 2 * cfg.steps_per_update, "shared")
+    out = jax.jit(trainer.train)(jax.random.key(0))
+    assert len(trainer.mapping.blocks) == 1 and trainer.mapping.blocks[0].kind == "shared"
+    for name in ("loss", "entropy", "grad_norm", "episode_return"):
+        assert np.all(np.isfinite(out.metrics[name])), name
+    np.testing.assert_array_equal(out.metrics["episodes"], [1, 1])
+    actor = out.runner_state.train_state.params.actor
+    assert all(leaf.shape[0] != 128 for leaf in jax.tree.leaves(actor))  # not stacked per agent

@@ -79,24 +79,79 @@ def _linear() -> Network:
     return Network(lambda k: jax.random.normal(k, (3, 2)), lambda w, x: x @ w)
 
 
-def test_share_applies_the_right_parameters_to_each_agent() -> None:
+# Agent orders whose block permutation is not its own inverse (e.g. blocks (0, 3), (1, 2) give
+# the order [0, 3, 1, 2]): a missing or wrong inverse permutation hands agents another
+# block's outputs. Involutions such as [0, 2, 1, 3] would hide that.
+SHARING_CASES = [
+    ("shared", {}),
+    ("independent", {}),
+    ("grouped", {"agent_groups": {"g": ["a3", "a1"], "h": ["a0", "a2"]}}),
+    ("grouped", {"agent_groups": {"g": ["a1", "a2"], "h": ["a0", "a3"]}}),
+    ("custom", {"policy_mapping_fn": lambda a: "p" if a in ("a0", "a1") else a}),
+    ("custom", {"policy_mapping_fn": lambda a: {"a0": "x", "a1": "y", "a2": "y", "a3": "x"}[a]}),
+    ("custom", {"policy_mapping_fn": lambda a: "p" if a in ("a1", "a3") else a}),
+]
+
+
+def _params_by_policy(mapping: jmarl.PolicyMapping, params: tuple) -> dict[str, jax.Array]:
+    """Policy id -> that policy's own parameters, read from the block layout."""
+    own: dict[str, jax.Array] = {}
+    for block, p in zip(mapping.blocks, params):
+        if block.kind == "shared":
+            own[block.policy_ids[0]] = p
+        else:
+            own.update({pid: p[j] for j, pid in enumerate(block.policy_ids)})
+    return own
+
+
+@pytest.mark.parametrize(("mode", "kw"), SHARING_CASES)
+def test_each_agent_gets_its_own_policys_output(mode: str, kw: dict) -> None:
     spec = _spec(4)
     x = jax.random.normal(jax.random.key(1), (4, 3))
-    for mode, kw in [
-        ("shared", {}),
-        ("independent", {}),
-        ("grouped", {"agent_groups": {"g": ["a3", "a1"], "h": ["a0", "a2"]}}),
-        ("custom", {"policy_mapping_fn": lambda a: "p" if a in ("a0", "a1") else a}),
-    ]:
-        mapping = make_policy_mapping(spec, mode, **kw)
-        net = share(_linear(), mapping)
-        params = net.init(jax.random.key(0))
-        out = net.apply(params, x)
-        assert out.shape == (4, 2)
-        for block, p in zip(mapping.blocks, params):
-            for j, agent in enumerate(block.agents):
-                w = p if block.kind == "shared" else p[j]
-                np.testing.assert_allclose(out[agent], x[agent] @ w, rtol=1e-5, atol=1e-6)
+    mapping = make_policy_mapping(spec, mode, **kw)
+    net = share(_linear(), mapping)
+    params = net.init(jax.random.key(0))
+    out = net.apply(params, x)
+    assert out.shape == (4, 2)
+    own = _params_by_policy(mapping, params)
+    assert set(own) == set(mapping.policy_of_agent)
+    for agent, pid in enumerate(mapping.policy_of_agent):
+        # the agent's output is its own policy applied to its own input alone
+        np.testing.assert_allclose(out[agent], x[agent] @ own[pid], rtol=1e-5, atol=1e-6)
+
+
+def test_the_cases_include_orders_that_do_not_undo_themselves() -> None:
+    def involution(mode: str, kw: dict) -> bool:
+        mapping = make_policy_mapping(_spec(4), mode, **kw)
+        order = [i for b in mapping.blocks for i in b.agents]
+        return [order[i] for i in order] == list(range(4))
+
+    assert sum(not involution(mode, kw) for mode, kw in SHARING_CASES) >= 2
+
+
+@pytest.mark.parametrize(("mode", "kw"), SHARING_CASES[1:])
+def test_distinct_policies_start_from_distinct_parameters(mode: str, kw: dict) -> None:
+    spec = _spec(4)
+    mapping = make_policy_mapping(spec, mode, **kw)
+    own = _params_by_policy(mapping, share(_linear(), mapping).init(jax.random.key(0)))
+    ids = sorted(own)
+    for i, a in enumerate(ids):
+        for b in ids[i + 1 :]:
+            assert not np.allclose(own[a], own[b]), f"policies {a!r} and {b!r} start equal"
+
+
+def test_independent_actor_critics_start_from_distinct_parameters() -> None:
+    env = jmarl.make("simple_spread", num_agents=3)
+    ac = make_actor_critic(
+        env.spec, make_policy_mapping(env.spec, "independent"), jmarl.PPOConfig()
+    )
+    params = ac.init(jax.random.key(0))
+    for tree in (params.actor, params.critic):
+        for leaf in jax.tree.leaves(tree):  # [3, ...]: one row per agent
+            if np.ptp(np.asarray(leaf)) == 0:  # biases start at 0 for every agent
+                continue
+            rows = np.asarray(leaf).reshape(3, -1)
+            assert not np.allclose(rows[0], rows[1]) and not np.allclose(rows[1], rows[2])
 
 
 def _param_count(tree: object) -> int:

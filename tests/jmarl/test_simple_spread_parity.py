@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from mpe2 import simple_spread_v3
+from pettingzoo.utils.env_logger import EnvLogger
 
 from jmarl.env.mpe.simple_spread import (
     SimpleSpreadState,
@@ -22,9 +24,6 @@ from jmarl.env.mpe.simple_spread import (
     simple_spread_step,
 )
 from jmarl.env.spaces import Box, Discrete
-
-simple_spread_v3 = pytest.importorskip("mpe2.simple_spread_v3")
-EnvLogger = pytest.importorskip("pettingzoo.utils.env_logger").EnvLogger
 
 EPISODES = 200
 # Per-agent returns (3 agents, 25 steps), measured over 2000-3000 episodes on each side.
