@@ -6,7 +6,7 @@ once with ``sharing="shared"`` (one policy and critic for all agents) and once w
 run, measured in the same run:
 
 (a) ``train_state_bytes``: bytes of parameters plus optimizer state in the
-    ``runner_state.train_state`` that ``trainer.init`` returns (target: shared <= 0.2x);
+    ``learner`` state that ``trainer.init`` returns (target: shared <= 0.2x);
 (b) ``step_memory``: XLA's memory analysis of the compiled train step
     (``jax.jit(trainer.step).lower(runner).compile().memory_analysis()``), temp + argument +
     output bytes; reported as None where the backend gives no analysis;
@@ -145,7 +145,7 @@ def measure_mode(
     """Train-state bytes, compiled step memory and a multi-seed training run for ``mode``."""
     trainer = jmarl.make_ppo(env, cfg, args.steps, sharing=mode)
     runner = jax.jit(trainer.init)(jax.random.key(0))
-    ts = runner.train_state
+    ts = runner.learner
     log(f"[param_sharing] {mode}: compiling one train step")
     step_compiled, step_compile_s = compile_jit(trainer.step, runner)
     keys = jax.random.split(jax.random.key(1), args.seeds)

@@ -183,7 +183,7 @@ def wrapper_overhead(args: argparse.Namespace) -> dict[str, Any]:
 
 def jmarl_training(args: argparse.Namespace) -> dict[str, Any]:
     from bridge.pettingzoo_train import train_run
-    from jmarl.training.config import from_dict
+    from jmarl.run.config import from_dict
 
     cfg = from_dict(
         {
@@ -226,13 +226,13 @@ def jmarl_training(args: argparse.Namespace) -> dict[str, Any]:
             "algo": cfg.algo,
             "sharing": cfg.sharing,
             **JMARL_PPO,
-            "hidden_sizes": list(cfg.ppo.hidden_sizes),
-            "frames_per_update": cfg.ppo.steps_per_update,
+            "hidden_sizes": list(cfg.algo_config.hidden_sizes),
+            "frames_per_update": cfg.algo_config.steps_per_update,
             "gradient_steps_per_1000_frames": 1000
-            * cfg.ppo.num_epochs
-            * cfg.ppo.num_minibatches
-            / cfg.ppo.steps_per_update,
-            "minibatch_size_frames": cfg.ppo.steps_per_update // cfg.ppo.num_minibatches,
+            * cfg.algo_config.num_epochs
+            * cfg.algo_config.num_minibatches
+            / cfg.algo_config.steps_per_update,
+            "minibatch_size_frames": cfg.algo_config.steps_per_update // cfg.algo_config.num_minibatches,
         },
         "frames": frames,
         "updates": summary["updates"],

@@ -1,7 +1,7 @@
 """jmarl policies and jmarl's PPO/MAPPO update inside Tianshou 2.
 
 * :class:`JaxPolicy` is a Tianshou ``Policy`` whose parameters are a JAX pytree and whose
-  ``forward`` is ONE jitted call (:func:`bridge.pettingzoo_train.make_act`) for all envs x
+  ``forward`` is ONE jitted call (:func:`jmarl.algos.ppo.make_act`) for all envs x
   agents. It reads the parallel-mode observation of
   :class:`~bridge.pettingzoo_env.EnhancedPettingZooEnv` (``{"obs": [B, N, ...], "alive":
   bool[B, N], "mask": bool[B, N, A] (optional), "state": [B, S] (optional)}``) and returns
@@ -24,7 +24,7 @@ Usage (MAPPO with one parameter set shared by all agents)::
         update_step_num_repetitions=4, max_epochs=12, epoch_num_steps=4000,
         multi_agent_return_reduction=lambda r: r.mean(axis=-1)))
 
-Data path (buffer -> :class:`~jmarl.algos.ppo.rollout.Transition` ``[T, C, N, ...]``):
+Data path (buffer -> :class:`~jmarl.algos.base.Transition` ``[T, C, N, ...]``):
 
 1. ``_preprocess_batch(batch, buffer, indices)`` runs on ``buffer.sample(0)``, i.e. all rows,
    each env's sub-buffer in insertion (time) order -- which is what ``ReplayBuffer`` and
@@ -90,13 +90,14 @@ from tianshou.data import Batch, ReplayBuffer
 
 from bridge.convert import _cast, jax_dtype
 from bridge.pettingzoo_env import EnhancedPettingZooEnv
-from bridge.pettingzoo_train import make_act, spec_from_env
+from bridge.pettingzoo_train import spec_from_env
 from jmarl.agents.sharing import make_policy_mapping
+from jmarl.algos.base import Transition
 from jmarl.algos.ppo.config import PPOConfig
 from jmarl.algos.ppo.networks import ActorCritic, ActorCriticParams, make_actor_critic
-from jmarl.algos.ppo.rollout import Transition
+from jmarl.algos.ppo.train import make_act
 from jmarl.algos.ppo.update import TrainState, make_optimizer, make_update
-from jmarl.env.base import EnvSpec
+from jmarl.env.base import EnvSpec, TimeStep
 from jmarl.types import Array, PyTree
 
 __all__ = [
@@ -298,13 +299,24 @@ def _make_evaluate(ac: ActorCritic) -> Callable[..., tuple[Array, Array, Array]]
 def _keyed_act(ac: ActorCritic, deterministic: bool) -> Callable[..., Array]:
     """``act(params, obs, state, mask, key, i) -> action``: :func:`make_act`'s policy call with
     the key ``fold_in(key, i)`` drawn inside the same jitted program."""
-    act = make_act(ac, deterministic)
+    act = make_act(ac)
 
     @jax.jit
     def keyed(
         params: ActorCriticParams, obs: Any, state: Any, mask: Any, key: Array, i: Any
     ) -> Array:
-        return act(params, obs, state, mask, jax.random.fold_in(key, i))[0]
+        b, n = jax.tree.leaves(obs)[0].shape[:2]
+        ts = TimeStep(
+            obs=obs,
+            state=state,
+            reward=jnp.zeros((b, n)),
+            terminated=jnp.zeros((b, n), bool),
+            truncated=jnp.zeros((b, n), bool),
+            done=jnp.zeros((b,), bool),
+            alive=jnp.ones((b, n), bool),
+            action_mask=mask,
+        )
+        return act(params, ts, jax.random.fold_in(key, i), (), deterministic).action
 
     return keyed
 
@@ -488,7 +500,14 @@ class JaxPolicy(Policy):
             self.params, obs_j, st_j, act_j, mask_j, jx(last_obs), jx(last_state)
         )
         traj = Transition(
-            obs_j, st_j, act_j, log_prob, value, jx(reward), jx(discount), jx(alive), mask_j
+            obs=obs_j,
+            state=st_j,
+            action=act_j,
+            reward=jx(reward),
+            discount=jx(discount),
+            alive=jx(alive),
+            action_mask=mask_j,
+            extras={"log_prob": log_prob, "value": value},
         )
         return traj, last_value
 

@@ -21,17 +21,13 @@ import numpy as np
 
 from bridge.convert import from_gymnasium_space
 from bridge.pettingzoo_env import EnhancedPettingZooEnv
-from jmarl.agents.sharing import make_policy_mapping
-from jmarl.algos.ppo.networks import ActorCritic, make_actor_critic
-from jmarl.algos.ppo.rollout import Transition
-from jmarl.algos.ppo.train import num_updates_for
-from jmarl.algos.ppo.update import TrainState, make_optimizer, make_update
+from jmarl.algos.base import Trainer, Transition
 from jmarl.env import spaces
-from jmarl.env.base import EnvSpec
-from jmarl.training.checkpoint import load_checkpoint
-from jmarl.training.config import PETTINGZOO_PREFIX, RunConfig, from_dict
-from jmarl.training.recorder import Progress, RunRecorder
-from jmarl.training.run import build_mapping_fn, chunk_length
+from jmarl.env.base import EnvSpec, TimeStep, spec_only
+from jmarl.run.checkpoint import load_checkpoint
+from jmarl.run.config import PETTINGZOO_PREFIX, RunConfig, from_dict
+from jmarl.run.driver import build_trainer, chunk_length
+from jmarl.run.recorder import Progress, RunRecorder
 
 _UNBOUNDED_STEPS = 1_000_000
 
@@ -176,20 +172,29 @@ class HostVecEnv:
         return HostStep(obs, state, alive, mask, reward, ended, done)
 
 
-def make_act(ac: ActorCritic, deterministic: bool = False) -> Callable[..., Any]:
+def make_act(trainer: Trainer, deterministic: bool = False) -> Callable[..., Any]:
     """ONE jitted policy call for all envs x agents:
-    ``act(params, obs [E,N,...], state [E,S], mask, key) -> (action, log_prob, value)``."""
-    policy = jax.vmap(ac.policy, in_axes=(None, 0))
-    value = jax.vmap(ac.value, in_axes=(None, 0, 0))
-    dist = ac.distribution
+    ``act(params, step: HostStep, key) -> ActOutput`` (actions ``[E, N, ...]`` and extras)."""
 
     @jax.jit
-    def act(params: Any, obs: Any, state: Any, mask: Any, key: jax.Array) -> tuple:
-        p = policy(params.actor, obs)
-        a = dist.mode(p, mask) if deterministic else dist.sample(key, p, mask)
-        return a, dist.log_prob(p, a, mask), value(params.critic, obs, state)
+    def act(params: Any, step: HostStep, key: jax.Array) -> Any:
+        return trainer.act(params, timestep(step), key, (), deterministic)
 
     return act
+
+
+def timestep(step: HostStep) -> TimeStep:
+    """A host step ``[E, ...]`` as the :class:`TimeStep` a trainer's ``act``/``learn`` read."""
+    return TimeStep(
+        obs=step.obs,
+        state=step.state,
+        reward=step.reward,
+        terminated=step.ended,
+        truncated=jnp.zeros_like(step.ended),
+        done=step.done,
+        alive=step.alive,
+        action_mask=step.action_mask,
+    )
 
 
 class EpisodeBook:
@@ -223,20 +228,19 @@ def collect(
     """Steps ``venv`` ``length`` times; returns the rollout ``[T, E, ...]`` and the last step."""
     steps = []
     for k in jax.random.split(key, length):
-        action, log_prob, value = act(params, last.obs, last.state, last.action_mask, k)
-        action = np.asarray(action)
+        out = act(params, last, k)
+        action = np.asarray(out.action)
         nxt = venv.step(action)
         steps.append(
             Transition(
                 obs=last.obs,
                 state=last.state,
                 action=action,
-                log_prob=np.asarray(log_prob),
-                value=np.asarray(value),
                 reward=nxt.reward,
                 discount=1.0 - nxt.ended.astype(np.float32),
                 alive=last.alive,
                 action_mask=last.action_mask,
+                extras=jax.tree.map(np.asarray, out.extras),
             )
         )
         book.add(nxt)
@@ -247,54 +251,46 @@ def collect(
 
 class _Setup(NamedTuple):
     venv: HostVecEnv
-    ac: ActorCritic
-    optimizer: Any
-    num_updates: int
+    trainer: Trainer
 
 
 def _setup(cfg: RunConfig, num_envs: int, seed: int) -> _Setup:
     if cfg.seeds != 1:
         raise ValueError("--seeds > 1 is not supported for PettingZoo envs (stepped on the host)")
     venv = HostVecEnv(resolve_pettingzoo(cfg.env, cfg.env_kwargs), num_envs, seed, cfg.env)
-    mapping = make_policy_mapping(venv.spec, cfg.sharing, cfg.agent_groups, build_mapping_fn(cfg))
-    ac = make_actor_critic(venv.spec, mapping, cfg.ppo)
-    num_updates = num_updates_for(cfg.ppo, cfg.steps)
-    return _Setup(venv, ac, make_optimizer(cfg.ppo, num_updates), num_updates)
+    return _Setup(venv, build_trainer(cfg, spec_only(venv.spec)))
 
 
 def train_run(cfg: RunConfig, out_dir: Path, progress: Progress | None = None) -> dict[str, Any]:
     """``jmarl train --env pettingzoo:...``: same outputs as the JAX-native driver."""
-    s = _setup(cfg, cfg.ppo.num_envs, cfg.seed)
-    update = jax.jit(make_update(s.ac, s.optimizer, cfg.ppo))
-    act = make_act(s.ac)
-    value = jax.jit(jax.vmap(s.ac.value, in_axes=(None, 0, 0)))
+    s = _setup(cfg, cfg.algo_config.num_envs, cfg.seed)
+    trainer = s.trainer
+    learn = jax.jit(trainer.learn)
+    act = make_act(trainer)
     recorder = RunRecorder(cfg, out_dir, progress)
     recorder.started()
     key, k_init = jax.random.split(jax.random.key(cfg.seed))
-    params = s.ac.init(k_init)
-    train_state = TrainState(params, s.optimizer.init(params))
-    last, book = s.venv.reset(), EpisodeBook(cfg.ppo.num_envs, s.venv.spec.num_agents)
+    learner = trainer.init_learner(k_init)
+    last, book = s.venv.reset(), EpisodeBook(trainer.num_envs, s.venv.spec.num_agents)
     recorder.compiled()
-    chunk, pending = chunk_length(s.num_updates, cfg.log_every), []
-    for u in range(s.num_updates):
+    chunk, pending = chunk_length(trainer.num_updates, cfg.log_every), []
+    for u in range(trainer.num_updates):
         key, k_roll, k_upd = jax.random.split(key, 3)
-        traj, last = collect(
-            s.venv, act, train_state.params, last, k_roll, cfg.ppo.rollout_length, book
-        )
-        last_value = value(train_state.params.critic, last.obs, last.state)
-        train_state, metrics = update(train_state, traj, last_value, k_upd)
+        params = trainer.acting_params(learner)
+        traj, last = collect(s.venv, act, params, last, k_roll, trainer.rollout_length, book)
+        learner, metrics = learn(learner, traj, timestep(last), k_upd)
         ret, episodes = book.pop()
         pending.append(
             dict(
                 jax.device_get(metrics),
                 episode_return=ret,
                 episodes=episodes,
-                env_steps=(u + 1) * cfg.ppo.steps_per_update,
+                env_steps=(u + 1) * trainer.steps_per_update,
             )
         )
         if len(pending) == chunk:
             rows = {k: np.asarray([[p[k] for p in pending]]) for k in pending[0]}
-            recorder.record(rows, train_state)
+            recorder.record(rows, learner)
             pending = []
     return recorder.finish()
 
@@ -306,17 +302,17 @@ def evaluate_run(
     import json
 
     cfg = from_dict(json.loads((Path(out_dir) / "config.json").read_text()))
-    s = _setup(cfg, min(episodes, cfg.ppo.num_envs), seed)
-    params = s.ac.init(jax.random.key(0))
-    template = jax.tree.map(np.asarray, TrainState(params, s.optimizer.init(params)))
-    train_state, meta = load_checkpoint(Path(out_dir), template)
-    act = make_act(s.ac, deterministic)
+    s = _setup(cfg, min(episodes, cfg.algo_config.num_envs), seed)
+    template = jax.eval_shape(s.trainer.init_learner, jax.random.key(0))
+    template = jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), template)
+    learner, meta = load_checkpoint(Path(out_dir), template)
+    act = make_act(s.trainer, deterministic)
+    params = s.trainer.acting_params(learner)
     last, book = s.venv.reset(), EpisodeBook(len(s.venv.envs), s.venv.spec.num_agents)
     key = jax.random.key(seed)
     while len(book.returns) < episodes:
         key, k = jax.random.split(key)
-        action, _, _ = act(train_state.params, last.obs, last.state, last.action_mask, k)
-        last = s.venv.step(np.asarray(action))
+        last = s.venv.step(np.asarray(act(params, last, k).action))
         book.add(last)
     returns = np.asarray(book.returns[:episodes])
     return {

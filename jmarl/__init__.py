@@ -5,7 +5,9 @@
 
 from jmarl.agents.sharing import SHARING_MODES, PolicyMapping, make_policy_mapping, share
 from jmarl.algos import ALGORITHMS, ppo_config_for
-from jmarl.algos.ppo import PPOConfig, Trainer, TrainOutput, make_ppo
+from jmarl.algos import register as register_algorithm
+from jmarl.algos.base import Algorithm, Trainer, TrainerState, TrainOutput
+from jmarl.algos.ppo import PPOConfig, make_ppo
 from jmarl.env import Env, EnvSpec, TimeStep, from_jaxmarl, list_envs, make, register, spaces
 
 __version__ = "0.1.0"
@@ -13,6 +15,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ALGORITHMS",
     "SHARING_MODES",
+    "Algorithm",
     "Env",
     "EnvSpec",
     "PPOConfig",
@@ -20,6 +23,7 @@ __all__ = [
     "TimeStep",
     "TrainOutput",
     "Trainer",
+    "TrainerState",
     "from_jaxmarl",
     "list_envs",
     "make",
@@ -27,6 +31,7 @@ __all__ = [
     "make_ppo",
     "ppo_config_for",
     "register",
+    "register_algorithm",
     "share",
     "spaces",
 ]

@@ -1,6 +1,6 @@
 """The ``jmarl`` command: ``train``, ``evaluate``, ``envs``.
 
-Flags of ``jmarl train`` are generated from :class:`~jmarl.training.config.RunConfig` and
+Flags of ``jmarl train`` are generated from :class:`~jmarl.run.config.RunConfig` and
 :class:`~jmarl.algos.ppo.config.PPOConfig` (``num_envs`` -> ``--num-envs``); there is no
 second list of defaults. Precedence: built-in defaults < ``--config FILE`` < flags.
 """
@@ -19,9 +19,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from jmarl.algos.ppo.config import PPOConfig
-from jmarl.training.config import (
-    DERIVED_PPO_FIELDS,
+from jmarl.algos import ALGORITHMS
+from jmarl.algos.base import Algorithm
+from jmarl.run.config import (
+    DEFAULT_ALGO,
     FILE_ONLY_FIELDS,
     RunConfig,
     from_dict,
@@ -76,13 +77,13 @@ def _add_field(group: Any, f: dataclasses.Field, hints: dict[str, Any], doc: str
 
 
 def _add_dataclass_flags(
-    parser: argparse.ArgumentParser, defaults: Any, skip: Sequence[str]
+    parser: argparse.ArgumentParser, defaults: Any, skip: Sequence[str], title: str = ""
 ) -> None:
     """One flag per field of the dataclass instance ``defaults`` (help shows its value)."""
     cls = type(defaults)
     hints = typing.get_type_hints(cls)
     docs = _doc_params(cls)
-    group = parser.add_argument_group(cls.__name__)
+    group = parser.add_argument_group(title or cls.__name__)
     for f in dataclasses.fields(cls):
         if f.name not in skip:
             value = getattr(defaults, f.name)
@@ -90,20 +91,42 @@ def _add_dataclass_flags(
             _add_field(group, f, hints, f"{docs.get(f.name, '')} (default: {shown})")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``jmarl`` command."""
+def _chosen_algorithm(argv: Sequence[str]) -> Algorithm:
+    """The algorithm ``--algo`` (or ``--config``'s ``algo``) names, before full parsing."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--algo")
+    pre.add_argument("--config")
+    ns, _ = pre.parse_known_args(argv)
+    name = ns.algo
+    if name is None and ns.config:
+        try:
+            name = load_config_file(ns.config).get("algo")
+        except ValueError:
+            name = None  # reported by the full parse
+    return ALGORITHMS[name] if name in ALGORITHMS else ALGORITHMS[DEFAULT_ALGO]
+
+
+def build_parser(algorithm: Algorithm | None = None) -> argparse.ArgumentParser:
+    """The argument parser of the ``jmarl`` command; ``train`` takes ``algorithm``'s flags."""
+    algorithm = algorithm if algorithm is not None else ALGORITHMS[DEFAULT_ALGO]
     parser = _Parser(
         prog="jmarl",
         description="Functional JAX multi-agent RL.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    train = sub.add_parser("train", help="train agents (default: MAPPO, shared, simple_spread)")
+    names = ", ".join(f"{a.name} ({a.summary})" for a in ALGORITHMS.values())
+    train = sub.add_parser(
+        "train",
+        help="train agents (default: MAPPO, shared, simple_spread)",
+        description=f"Algorithms: {names}. `jmarl train --algo NAME --help` lists NAME's flags.",
+    )
     train.add_argument("--config", help="JSON or TOML file of settings (flags override it)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     defaults = RunConfig()
     _add_dataclass_flags(train, defaults, FILE_ONLY_FIELDS)
-    _add_dataclass_flags(train, defaults.ppo, DERIVED_PPO_FIELDS)
+    fixed = tuple(name for name, _ in algorithm.fixed)
+    _add_dataclass_flags(train, algorithm.defaults, fixed, f"{algorithm.name} settings")
     ev = sub.add_parser("evaluate", help="evaluate the checkpoint of a run folder")
     ev.add_argument("dir", help="a folder written by `jmarl train`")
     ev.add_argument("--episodes", type=int, default=100, help="episodes per seed")
@@ -113,15 +136,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run_config(ns: argparse.Namespace) -> RunConfig:
+def _run_config(ns: argparse.Namespace, algorithm: Algorithm) -> RunConfig:
     data: dict[str, Any] = load_config_file(ns.config) if ns.config else {}
-    ppo_names = {f.name for f in dataclasses.fields(PPOConfig)}
+    algo_names = {f.name for f in dataclasses.fields(algorithm.config)}
     run_names = {f.name for f in dataclasses.fields(RunConfig)}
-    flags = {k: v for k, v in vars(ns).items() if k in ppo_names | run_names}
-    ppo = dict(data.pop("ppo", {}) or {})
-    ppo.update({k: v for k, v in flags.items() if k in ppo_names and k not in run_names})
+    flags = {k: v for k, v in vars(ns).items() if k in algo_names | run_names}
+    section = dict(data.pop(algorithm.section, {}) or {})
+    section.update({k: v for k, v in flags.items() if k in algo_names and k not in run_names})
     data.update({k: v for k, v in flags.items() if k in run_names})
-    data["ppo"] = ppo
+    data[algorithm.section] = section
     return from_dict(data)
 
 
@@ -137,9 +160,9 @@ def _default_out(cfg: RunConfig) -> Path:
 def _cmd_train(ns: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from jmarl.training.recorder import TrainingError
+    from jmarl.run.recorder import TrainingError
 
-    cfg = _run_config(ns)
+    cfg = _run_config(ns, ns.algorithm)
     train_run = _driver(cfg.env, "train")
     out = Path(cfg.out) if cfg.out else _default_out(cfg)
     bars: list[Any] = []
@@ -179,7 +202,7 @@ def _driver(env: str, what: str) -> Any:
     if env.startswith("pettingzoo:"):
         module = importlib.import_module("bridge.pettingzoo_train")
     else:
-        module = importlib.import_module("jmarl.training.run")
+        module = importlib.import_module("jmarl.run.driver")
     return getattr(module, f"{what}_run")
 
 
@@ -206,8 +229,11 @@ def _cmd_envs(ns: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``jmarl`` console script; returns the exit code."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    algorithm = _chosen_algorithm(argv)
+    parser = build_parser(algorithm)
     ns = parser.parse_args(argv)
+    ns.algorithm = algorithm
     handlers = {"train": _cmd_train, "evaluate": _cmd_evaluate, "envs": _cmd_envs}
     try:
         return handlers[ns.command](ns)

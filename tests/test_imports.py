@@ -8,7 +8,7 @@ import sys
 
 def test_import_jmarl_loads_no_torch_or_bridge_dependencies() -> None:
     code = (
-        "import sys, jmarl, jmarl.cli, jmarl.training.run\n"
+        "import sys, jmarl, jmarl.cli, jmarl.run.driver\n"
         "bad = [m for m in ('torch', 'tianshou', 'pettingzoo', 'gymnasium', 'bridge') "
         "if m in sys.modules]\n"
         "print(','.join(bad))\n"

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
 
 from jmarl.env.base import EnvSpec
+from jmarl.nn.network import Network
 from jmarl.types import Array, Params, PRNGKey, PyTree
 
 SharingMode = Literal["independent", "shared", "grouped", "custom"]
@@ -150,13 +151,6 @@ def make_policy_mapping(
     return PolicyMapping(
         tuple(spec.agent_ids), tuple(policy_of_agent), _blocks(mode, policy_of_agent)
     )
-
-
-class Network(NamedTuple):
-    """A pure network: ``init(key) -> params``; ``apply(params, *inputs) -> outputs``."""
-
-    init: Callable[..., Params]
-    apply: Callable[..., PyTree]
 
 
 def _identity_order(blocks: tuple[Block, ...], n: int) -> bool:

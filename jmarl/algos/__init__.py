@@ -1,17 +1,108 @@
-"""Training algorithms. ``ippo`` and ``mappo`` are PPO with a local or a centralised critic."""
+"""Training algorithms on one contract (:mod:`jmarl.algos.base`), and their registry.
+
+``ALGORITHMS`` maps each name to its :class:`~jmarl.algos.base.Algorithm`; a new algorithm is
+a folder under ``jmarl/algos/`` plus one :func:`register` call::
+
+    register(Algorithm("my_algo", MyConfig, make_my_algo, section="my_algo"))
+"""
+
+from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator, Mapping
 
+from jmarl.algos.base import Algorithm, Trainer, TrainerState, TrainOutput, Transition
 from jmarl.algos.ppo import PPOConfig, make_ppo
+from jmarl.algos.ppo.train import make as _make_ppo_trainer
 
-ALGORITHMS: tuple[str, ...] = ("ippo", "mappo")
+
+class Registry(Mapping[str, Algorithm]):
+    """Name -> :class:`Algorithm`, in registration order (``list(ALGORITHMS)`` gives names)."""
+
+    def __init__(self) -> None:
+        self._algorithms: dict[str, Algorithm] = {}
+
+    def __getitem__(self, name: str) -> Algorithm:
+        if name not in self._algorithms:
+            raise ValueError(f"unknown algorithm {name!r}; choose from {list(self._algorithms)}")
+        return self._algorithms[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._algorithms)
+
+    def __len__(self) -> int:
+        return len(self._algorithms)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._algorithms
+
+    def __repr__(self) -> str:
+        return f"Registry({list(self._algorithms)})"
+
+
+ALGORITHMS = Registry()
+
+
+def register(algorithm: Algorithm) -> None:
+    """Adds ``algorithm`` to :data:`ALGORITHMS` (a name taken twice is an error)."""
+    if algorithm.name in ALGORITHMS:
+        raise ValueError(f"algorithm {algorithm.name!r} is already registered")
+    if not dataclasses.is_dataclass(algorithm.config):
+        raise TypeError(f"algorithm {algorithm.name!r}: config must be a dataclass class")
+    ALGORITHMS._algorithms[algorithm.name] = algorithm
+
+
+def unregister(name: str) -> None:
+    """Removes ``name`` from :data:`ALGORITHMS` (for tests that register toy algorithms)."""
+    ALGORITHMS._algorithms.pop(name, None)
+
+
+# The settings of `jmarl train`'s default run (simple_spread): a short discount suits its
+# 25-step episodes with dense distance rewards.
+_PPO_RUN_DEFAULTS = PPOConfig(gamma=0.9)
+
+register(
+    Algorithm(
+        "ippo",
+        PPOConfig,
+        _make_ppo_trainer,
+        section="ppo",
+        fixed=(("centralized_critic", False),),
+        summary="PPO with one decentralised critic per agent (its own observation)",
+        run_defaults=_PPO_RUN_DEFAULTS,
+    )
+)
+register(
+    Algorithm(
+        "mappo",
+        PPOConfig,
+        _make_ppo_trainer,
+        section="ppo",
+        fixed=(("centralized_critic", True),),
+        summary="PPO with a centralised critic (global state + own observation)",
+        run_defaults=_PPO_RUN_DEFAULTS,
+    )
+)
 
 
 def ppo_config_for(algo: str, cfg: PPOConfig) -> PPOConfig:
     """``cfg`` with the critic kind that ``algo`` (``ippo`` | ``mappo``) names."""
-    if algo not in ALGORITHMS:
-        raise ValueError(f"unknown algorithm {algo!r}; expected one of {ALGORITHMS}")
-    return dataclasses.replace(cfg, centralized_critic=(algo == "mappo"))
+    if algo not in ("ippo", "mappo"):
+        raise ValueError(f"ppo_config_for takes 'ippo' or 'mappo', got {algo!r}")
+    return ALGORITHMS[algo].configure(cfg)
 
 
-__all__ = ["ALGORITHMS", "PPOConfig", "make_ppo", "ppo_config_for"]
+__all__ = [
+    "ALGORITHMS",
+    "Algorithm",
+    "PPOConfig",
+    "Registry",
+    "TrainOutput",
+    "Trainer",
+    "TrainerState",
+    "Transition",
+    "make_ppo",
+    "ppo_config_for",
+    "register",
+    "unregister",
+]

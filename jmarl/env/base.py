@@ -143,3 +143,15 @@ def auto_reset(reset: ResetFn, step: StepFn) -> StepFn:
         return state_out, ts_out
 
     return stepped
+
+
+def spec_only(spec: EnvSpec) -> Env:
+    """An :class:`Env` that only describes ``spec``, for drivers that step their envs on the
+    host (e.g. PettingZoo through ``bridge``) and use a trainer's ``act`` / ``learn`` only."""
+
+    def unavailable(*_: Any) -> Any:
+        raise RuntimeError(
+            f"env {spec.name!r} is stepped on the host: its JAX reset/step do not exist"
+        )
+
+    return Env(spec, unavailable, unavailable)

@@ -39,9 +39,9 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
-from jmarl.agents.sharing import Network
 from jmarl.env import spaces
 from jmarl.env.spaces import Box, Dict, Discrete, MultiBinary, MultiDiscrete, Space, Tuple
+from jmarl.nn.network import Network
 from jmarl.types import Array, Params, PRNGKey, PyTree
 
 _ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu, "gelu": nn.gelu, "silu": nn.silu}

@@ -16,10 +16,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jmarl.agents.sharing import Network
 from jmarl.env.spaces import Space
 from jmarl.nn.encoders import EncoderConfig, SpaceEncoder
 from jmarl.nn.initializers import orthogonal
+from jmarl.nn.network import Network
 from jmarl.types import Array, Params, PRNGKey, PyTree
 
 _ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu, "gelu": nn.gelu, "silu": nn.silu}

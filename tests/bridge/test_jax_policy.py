@@ -37,7 +37,7 @@ from bridge.jax_policy import (
     to_torch,
 )
 from bridge.pettingzoo_env import EnhancedPettingZooEnv
-from jmarl.algos.ppo.rollout import Transition
+from jmarl.algos.base import Transition
 from jmarl.algos.ppo.update import TrainState, make_update
 
 N = 3
@@ -306,12 +306,11 @@ def _expected_rollout(
         obs=obs,
         state=state,
         action=action,
-        log_prob=log_prob,
-        value=value,
         reward=tm(data.rew).astype(np.float32),
         discount=(~ended).astype(np.float32),
         alive=tm(data.obs.alive),
         action_mask=None,
+        extras={"log_prob": log_prob, "value": value},
     )
     last = tm(data.obs_next.obs)[-1], tm(data.obs_next.state)[-1]
     last_value = jax.vmap(lambda o, s: ac.value(params.critic, o, s))(*last)

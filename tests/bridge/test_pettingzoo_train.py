@@ -12,8 +12,8 @@ import pytest
 import jmarl
 from bridge.pettingzoo_train import EpisodeBook, HostVecEnv, collect, make_act, resolve_pettingzoo
 from jmarl.agents.sharing import make_policy_mapping
-from jmarl.algos.ppo.networks import make_actor_critic
 from jmarl.cli import main
+from jmarl.env.base import spec_only
 
 SMALL = [
     "--num-envs",
@@ -55,10 +55,12 @@ def test_one_policy_call_per_step_and_dead_agents_masked() -> None:
     venv = HostVecEnv(make, 2, 0, "kaz")
     spec = venv.spec
     cfg = jmarl.ppo_config_for("ippo", jmarl.PPOConfig(hidden_sizes=(8,)))
-    ac = make_actor_critic(spec, make_policy_mapping(spec, "independent"), cfg)
-    params = ac.init(jax.random.key(0))
+    trainer = jmarl.ALGORITHMS["ippo"].make(
+        spec_only(spec), cfg, 1, make_policy_mapping(spec, "independent")
+    )
+    params = trainer.acting_params(trainer.init_learner(jax.random.key(0)))
     calls = []
-    act = make_act(ac)
+    act = make_act(trainer)
 
     def counting_act(*args):  # type: ignore[no-untyped-def]
         calls.append(1)

@@ -17,14 +17,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jmarl.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from jmarl.run.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 
 CHILD = textwrap.dedent(
     """
     import builtins, io, os, sys, time
     from pathlib import Path
     import numpy as np
-    from jmarl.training.checkpoint import save_checkpoint
+    from jmarl.run.checkpoint import save_checkpoint
 
     run = Path(sys.argv[1])
     save_checkpoint(run, {"w": np.arange(4.0)}, {"update": 1})

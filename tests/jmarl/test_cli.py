@@ -14,7 +14,7 @@ import pytest
 import jmarl
 from jmarl.cli import main
 from jmarl.env.base import Env
-from jmarl.training.checkpoint import CHECKPOINT_NAME
+from jmarl.run.checkpoint import CHECKPOINT_NAME
 
 SMALL = [
     "--steps",

@@ -10,9 +10,9 @@ import pytest
 import jmarl
 from jmarl.env.dict_goal import DictGoalState, dict_goal_step, oracle_policy
 from jmarl.env.wrappers import zero_observation
+from jmarl.run.config import RunConfig
+from jmarl.run.driver import build_env
 from jmarl.testing import check_env
-from jmarl.training.config import RunConfig
-from jmarl.training.run import build_env
 
 
 def test_check_env() -> None:

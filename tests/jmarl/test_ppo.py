@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 import jmarl
+from jmarl.algos.base import Transition
 from jmarl.algos.ppo.losses import PPOBatch, ppo_loss
-from jmarl.algos.ppo.rollout import Transition
+from jmarl.algos.ppo.networks import make_actor_critic
 
 TINY = jmarl.PPOConfig(
     num_envs=2, rollout_length=5, num_epochs=2, num_minibatches=2, hidden_sizes=(8,)
@@ -42,7 +43,7 @@ def test_two_updates_of_every_mode(algo: str, sharing: str, continuous: bool) ->
     for name in ("loss", "policy_loss", "value_loss", "entropy", "grad_norm"):
         assert np.all(np.isfinite(m[name])), name
     np.testing.assert_array_equal(m["env_steps"], [10, 20])
-    assert int(out.runner_state.update) == 2
+    assert int(out.state.update) == 2
 
 
 def test_same_key_same_metrics_and_different_keys_differ() -> None:
@@ -69,7 +70,7 @@ def test_step_is_scan_safe_and_does_not_retrace() -> None:
 
     @jax.jit
     @chex.assert_max_traces(n=1)
-    def step(r: jmarl.algos.ppo.RunnerState) -> tuple:
+    def step(r: jmarl.TrainerState) -> tuple:
         return trainer.step(r)
 
     new, _ = step(runner)
@@ -84,7 +85,7 @@ def test_shared_optimizer_state_is_stored_once() -> None:
     def sizes(sharing: str) -> tuple[int, int]:
         runner = jax.eval_shape(_trainer(sharing=sharing).init, jax.random.key(0))
         count = lambda t: sum(int(np.prod(x.shape)) for x in jax.tree.leaves(t))
-        return count(runner.train_state.params), count(runner.train_state.opt_state)
+        return count(runner.learner.params), count(runner.learner.opt_state)
 
     (p_s, o_s), (p_i, o_i) = sizes("shared"), sizes("independent")
     assert p_i == 3 * p_s
@@ -94,21 +95,20 @@ def test_shared_optimizer_state_is_stored_once() -> None:
 
 def _loss_inputs(alive_agent_1: bool) -> tuple:
     trainer = _trainer()
-    ac = trainer.actor_critic
-    params = ac.init(jax.random.key(0))
     env = jmarl.make("simple_spread", num_agents=3, max_steps=4)
+    ac = make_actor_critic(env.spec, trainer.mapping, trainer.config)
+    params = ac.init(jax.random.key(0))
     _, ts = jax.vmap(env.reset)(jax.random.split(jax.random.key(1), 4))  # B=4
     alive = jnp.ones((4, 3), bool).at[:, 1].set(alive_agent_1)
     tr = Transition(
         obs=ts.obs,
         state=ts.state,
         action=jnp.ones((4, 3), jnp.int32),
-        log_prob=jnp.full((4, 3), -1.6),
-        value=jnp.zeros((4, 3)),
         reward=jnp.ones((4, 3)),
         discount=jnp.ones((4, 3)),
         alive=alive,
         action_mask=None,
+        extras={"log_prob": jnp.full((4, 3), -1.6), "value": jnp.zeros((4, 3))},
     )
     adv = jnp.array([[1.0, 5.0, -1.0]] * 4) * jnp.arange(1, 5)[:, None]
     return ac, params, PPOBatch(tr, adv, adv), trainer.config
@@ -121,7 +121,8 @@ def test_dead_agents_do_not_enter_the_loss() -> None:
     tr = batch.transition
     poisoned = batch._replace(
         transition=tr._replace(
-            obs=tr.obs.at[:, 1].set(1e3), log_prob=tr.log_prob.at[:, 1].set(9.0)
+            obs=tr.obs.at[:, 1].set(1e3),
+            extras={**tr.extras, "log_prob": tr.extras["log_prob"].at[:, 1].set(9.0)},
         ),
         advantages=batch.advantages.at[:, 1].set(-123.0),
         targets=batch.targets.at[:, 1].set(77.0),
@@ -148,5 +149,5 @@ def test_128_agents_train_with_one_shared_policy() -> None:
     for name in ("loss", "entropy", "grad_norm", "episode_return"):
         assert np.all(np.isfinite(out.metrics[name])), name
     np.testing.assert_array_equal(out.metrics["episodes"], [1, 1])
-    actor = out.runner_state.train_state.params.actor
+    actor = out.state.learner.params.actor
     assert all(leaf.shape[0] != 128 for leaf in jax.tree.leaves(actor))  # not stacked per agent

@@ -52,7 +52,7 @@ def run_case(algo: str, sharing: str, env_name: str) -> dict[str, Any]:
     cfg = jmarl.ppo_config_for(algo, jmarl.PPOConfig(**TINY, cnn_channels=(4,)))
     trainer = jmarl.make_ppo(env, cfg, 3 * cfg.steps_per_update, sharing, **kwargs)
     out = jax.jit(trainer.train)(jax.random.key(0))
-    params = out.runner_state.train_state.params
+    params = out.state.learner.params
     return {
         "metrics": {k: np.asarray(v, np.float64).tolist() for k, v in sorted(out.metrics.items())},
         "param_abs_sums": [

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 import jmarl
-from jmarl.agents.sharing import Network, make_policy_mapping, share
+from jmarl.agents.sharing import make_policy_mapping, share
 from jmarl.algos.ppo.networks import make_actor_critic
 from jmarl.env import spaces
+from jmarl.nn.network import Network
 
 
 def _spec(n: int = 4, hetero: bool = False) -> jmarl.EnvSpec:

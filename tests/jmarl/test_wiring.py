@@ -7,15 +7,19 @@ term, reported returns that are not the sum of the rewards.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import jmarl
+from jmarl.algos.base import Transition
+from jmarl.algos.ppo import ActorCritic, ActorCriticParams, make_actor_critic
 from jmarl.algos.ppo.losses import PPOBatch, ppo_loss
-from jmarl.algos.ppo.rollout import Transition, init_rollout_state, make_rollout
 from jmarl.algos.ppo.update import compute_gae
+from jmarl.algos.rollout import init_rollout_state, make_rollout
 from jmarl.env.base import Env
 from jmarl.testing import MASKED_PENALTY, make_probe_env, probe_episode_return
 
@@ -25,37 +29,43 @@ CFG = jmarl.PPOConfig(
 LOSS_TERMS = ("loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
 
 
-def rollout(
-    env: Env, cfg: jmarl.PPOConfig = CFG, seed: int = 0, algo: str = "mappo"
-) -> tuple[jmarl.Trainer, object, Transition]:
-    """One rollout ``[T, E]`` of a freshly initialised policy; returns trainer, params, traj."""
-    trainer = jmarl.make_ppo(env, jmarl.ppo_config_for(algo, cfg), cfg.steps_per_update)
+class Rollout(NamedTuple):
+    ac: ActorCritic
+    cfg: jmarl.PPOConfig
+    params: ActorCriticParams
+    traj: Transition
+
+
+def rollout(env: Env, cfg: jmarl.PPOConfig = CFG, seed: int = 0, algo: str = "mappo") -> Rollout:
+    """One rollout ``[T, E]`` of a freshly initialised policy, collected with the trainer's
+    own ``act``."""
+    cfg = jmarl.ppo_config_for(algo, cfg)
+    trainer = jmarl.make_ppo(env, cfg, cfg.steps_per_update)
     k_params, k_env, k_roll = jax.random.split(jax.random.key(seed), 3)
-    params = trainer.actor_critic.init(k_params)
+    params = trainer.acting_params(trainer.init_learner(k_params))
     rs = init_rollout_state(env, k_env, cfg.num_envs)
-    run = jax.jit(make_rollout(env, trainer.actor_critic, cfg.rollout_length))
-    _, traj = run(params, rs, k_roll)
-    return trainer, params, traj
+    _, traj = jax.jit(make_rollout(env, trainer.act, cfg.rollout_length))(params, rs, k_roll)
+    return Rollout(make_actor_critic(env.spec, trainer.mapping, cfg), cfg, params, traj)
 
 
-def flat_batch(trainer: jmarl.Trainer, params: object, traj: Transition) -> PPOBatch:
+def flat_batch(r: Rollout) -> PPOBatch:
     """The whole rollout as one loss batch ``[T*E, N, ...]`` with its GAE outputs."""
-    last_value = jnp.zeros_like(traj.value[0])  # V(s_T) does not matter to these checks
-    adv, targets = compute_gae(traj, last_value, trainer.config)
+    last_value = jnp.zeros_like(r.traj.reward[0])  # V(s_T) does not matter to these checks
+    adv, targets = compute_gae(r.traj, last_value, r.cfg)
     flat = lambda x: x.reshape((-1, *x.shape[2:]))
-    return jax.tree.map(flat, PPOBatch(traj, adv, targets))
+    return jax.tree.map(flat, PPOBatch(r.traj, adv, targets))
 
 
 def test_discount_is_zero_exactly_at_each_episodes_last_transition() -> None:
     # episodes of 3 steps, T = 7: the transitions at t = 2 and t = 5 end an episode
-    _, _, traj = rollout(make_probe_env(num_agents=2, episode_length=3))
+    traj = rollout(make_probe_env(num_agents=2, episode_length=3)).traj
     expected = np.array([1, 1, 0, 1, 1, 0, 1], np.float32)[:, None, None]
     np.testing.assert_array_equal(traj.discount, np.broadcast_to(expected, traj.discount.shape))
 
 
 def test_discount_is_zero_where_an_agent_dies_and_at_the_episode_end() -> None:
     # the last agent terminates at t = 0 of each 3-step episode and sits out t = 1, 2
-    _, _, traj = rollout(make_probe_env(num_agents=2, episode_length=3, death_step=0))
+    traj = rollout(make_probe_env(num_agents=2, episode_length=3, death_step=0)).traj
     t = np.arange(7) % 3
     np.testing.assert_array_equal(traj.alive[:, :, 1], np.broadcast_to((t == 0)[:, None], (7, 2)))
     np.testing.assert_array_equal(traj.alive[:, :, 0], True)
@@ -70,7 +80,7 @@ def test_no_masked_action_is_ever_sampled() -> None:
     # half of the 4 actions are masked at every step; 16 envs x 30 steps x 3 agents = 1440 draws
     env = make_probe_env(num_agents=3, num_actions=4, episode_length=5)
     cfg = jmarl.PPOConfig(num_envs=16, rollout_length=30, num_minibatches=1, hidden_sizes=(8,))
-    _, _, traj = rollout(env, cfg)
+    traj = rollout(env, cfg).traj
     taken = np.take_along_axis(np.asarray(traj.action_mask), np.asarray(traj.action)[..., None], -1)
     assert taken.all(), f"{(~taken).sum()} masked actions were sampled"
     assert np.asarray(traj.reward).min() > MASKED_PENALTY / 2  # the env saw none either
@@ -81,10 +91,8 @@ def test_the_loss_starts_each_update_at_ratio_one(algo: str) -> None:
     # the loss recomputes log-probs with the same masks, inputs and parameters as the rollout:
     # before any gradient step rho = 1 everywhere (approx KL 0, nothing clipped)
     env = make_probe_env(num_agents=3, num_actions=4, episode_length=4)
-    trainer, params, traj = rollout(env, algo=algo)
-    _, metrics = ppo_loss(
-        params, flat_batch(trainer, params, traj), trainer.actor_critic, trainer.config
-    )
+    r = rollout(env, algo=algo)
+    _, metrics = ppo_loss(r.params, flat_batch(r), r.ac, r.cfg)
     assert float(metrics["approx_kl"]) < 1e-7, metrics["approx_kl"]
     assert float(metrics["clip_fraction"]) == 0.0
 
@@ -110,8 +118,8 @@ def test_a_whole_training_step_at_a_tiny_learning_rate_keeps_ratio_one() -> None
 
 def test_dead_agents_contribute_nothing_to_any_loss_term() -> None:
     env = make_probe_env(num_agents=2, num_actions=4, episode_length=3, death_step=0)
-    trainer, params, traj = rollout(env)
-    batch = flat_batch(trainer, params, traj)
+    r = rollout(env)
+    batch = flat_batch(r)
     dead = ~np.asarray(batch.transition.alive)
     assert dead.any() and (~dead).any()
     tr = batch.transition
@@ -121,17 +129,18 @@ def test_dead_agents_contribute_nothing_to_any_loss_term() -> None:
             obs=put(tr.obs, 1e3),
             state=tr.state,
             action=put(tr.action, 1),
-            log_prob=put(tr.log_prob, 9.0),
-            value=put(tr.value, 77.0),
             reward=put(tr.reward, -55.0),
+            extras={
+                "log_prob": put(tr.extras["log_prob"], 9.0),
+                "value": put(tr.extras["value"], 77.0),
+            },
         ),
         advantages=put(batch.advantages, -123.0),
         targets=put(batch.targets, 44.0),
     )
-    ac, cfg = trainer.actor_critic, trainer.config
-    grad = jax.grad(lambda p, b: ppo_loss(p, b, ac, cfg), has_aux=True)
-    g1, m1 = grad(params, batch)
-    g2, m2 = grad(params, poisoned)
+    grad = jax.grad(lambda p, b: ppo_loss(p, b, r.ac, r.cfg), has_aux=True)
+    g1, m1 = grad(r.params, batch)
+    g2, m2 = grad(r.params, poisoned)
     for term in LOSS_TERMS:
         np.testing.assert_allclose(m1[term], m2[term], rtol=1e-6, atol=1e-8, err_msg=term)
     for a, b in zip(jax.tree.leaves(g1), jax.tree.leaves(g2)):

@@ -7,9 +7,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jmarl.algos.base import Transition
 from jmarl.algos.ppo.config import PPOConfig
 from jmarl.algos.ppo.networks import ActorCritic, ActorCriticParams
-from jmarl.algos.ppo.rollout import Transition
 from jmarl.ops.losses import masked_mean, normalize_advantages, ppo_policy_loss, ppo_value_loss
 from jmarl.types import Array
 
@@ -39,9 +39,9 @@ def ppo_loss(
     adv = batch.advantages
     if cfg.normalize_advantages:
         adv = normalize_advantages(adv, mask)
-    pi_loss, pi_metrics = ppo_policy_loss(log_prob, tr.log_prob, adv, cfg.clip_eps, mask)
+    pi_loss, pi_metrics = ppo_policy_loss(log_prob, tr.extras["log_prob"], adv, cfg.clip_eps, mask)
     v_clip = cfg.clip_eps if cfg.clip_value else None
-    v_loss = ppo_value_loss(values, tr.value, batch.targets, v_clip, mask)
+    v_loss = ppo_value_loss(values, tr.extras["value"], batch.targets, v_clip, mask)
     total = pi_loss + cfg.vf_coef * v_loss - cfg.ent_coef * entropy
     metrics = {
         "loss": total,

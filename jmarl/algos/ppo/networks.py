@@ -19,12 +19,13 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jmarl.agents.sharing import Network, PolicyMapping, agent_one_hot, share
+from jmarl.agents.sharing import PolicyMapping, agent_one_hot, share
 from jmarl.algos.ppo.config import PPOConfig
 from jmarl.env import spaces
 from jmarl.env.base import EnvSpec
 from jmarl.nn.distributions import ActionDistribution, make_action_distribution
 from jmarl.nn.encoders import EncoderConfig, needs_encoder
+from jmarl.nn.network import Network
 from jmarl.nn.networks import make_actor, make_critic
 from jmarl.types import Array, Params, PRNGKey, PyTree
 

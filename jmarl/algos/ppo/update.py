@@ -9,10 +9,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jmarl.algos.base import Transition
 from jmarl.algos.ppo.config import PPOConfig
 from jmarl.algos.ppo.losses import PPOBatch, ppo_loss
 from jmarl.algos.ppo.networks import ActorCritic, ActorCriticParams
-from jmarl.algos.ppo.rollout import Transition
 from jmarl.ops.returns import gae_advantages
 from jmarl.types import Array, PRNGKey
 
@@ -47,9 +47,10 @@ def make_optimizer(cfg: PPOConfig, num_updates: int) -> optax.GradientTransforma
 
 def compute_gae(traj: Transition, last_value: Array, cfg: PPOConfig) -> tuple[Array, Array]:
     """Advantages and value targets ``f32[T, E, N]`` from a rollout and ``V(s_T)`` ``[E, N]``."""
-    values = jnp.concatenate([traj.value, last_value[None]], axis=0)
+    value = traj.extras["value"]
+    values = jnp.concatenate([value, last_value[None]], axis=0)
     adv = gae_advantages(traj.reward, cfg.gamma * traj.discount, values, cfg.gae_lambda)
-    return adv, adv + traj.value
+    return adv, adv + value
 
 
 def _minibatches(batch: PPOBatch, key: PRNGKey, num_minibatches: int) -> PPOBatch:

@@ -1,23 +1,22 @@
-"""The run configuration behind ``jmarl train``; the CLI is generated from these fields."""
+"""The run configuration behind ``jmarl train``; the CLI is generated from these fields and
+from the chosen algorithm's own config class."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from jmarl.agents.sharing import SHARING_MODES
-from jmarl.algos import ALGORITHMS, ppo_config_for
-from jmarl.algos.ppo.config import PPOConfig
+from jmarl.algos import ALGORITHMS
+from jmarl.algos.base import Algorithm
 from jmarl.env.registry import check_name
 
-# PPO settings of the built-in default run (MAPPO on 3-agent simple_spread): a short
-# discount suits its 25-step episodes with dense distance rewards. PPO keys given in a config
-# file or as flags override these, field by field.
-DEFAULT_PPO = PPOConfig(gamma=0.9)
 PETTINGZOO_PREFIX = "pettingzoo:"
+DEFAULT_ALGO = "mappo"
 
 
 @dataclass(frozen=True)
@@ -27,7 +26,8 @@ class RunConfig:
     :param env: a registered JAX env name (``jmarl envs``), or ``pettingzoo:<module>`` for a
         PettingZoo env stepped on the host through ``bridge`` (e.g.
         ``pettingzoo:mpe2.simple_spread_v3``; constructor arguments via ``env_kwargs``).
-    :param algo: ``mappo`` (centralised critic) or ``ippo`` (local critics).
+    :param algo: a registered algorithm (``jmarl.ALGORITHMS``): ``mappo`` (centralised
+        critic), ``ippo`` (local critics), ...
     :param sharing: ``shared`` | ``independent`` | ``grouped`` (needs ``agent_groups``) |
         ``custom`` (needs ``policy_mapping`` in a config file: agent id -> policy id).
     :param agents: number of agents (``num_agents`` of the env).
@@ -41,11 +41,13 @@ class RunConfig:
     :param agent_groups: group -> agent ids, for ``sharing=grouped`` (config file only).
     :param policy_mapping: agent id -> policy id, for ``sharing=custom`` (config file only).
     :param env_kwargs: keyword arguments of a PettingZoo env's constructor (config file only).
-    :param ppo: PPO hyperparameters (``--num-envs``, ``--lr``, ...).
+    :param algo_config: the algorithm's settings (an instance of its config class; in
+        ``config.json`` under the algorithm's section, e.g. ``ppo``); ``None`` means the
+        algorithm's run defaults.
     """
 
     env: str = "simple_spread"
-    algo: str = "mappo"
+    algo: str = DEFAULT_ALGO
     sharing: str = "shared"
     agents: int = 3
     steps: int = 4_000_000
@@ -58,7 +60,7 @@ class RunConfig:
     agent_groups: dict[str, list[str]] | None = None
     policy_mapping: dict[str, str] | None = None
     env_kwargs: dict[str, Any] | None = None
-    ppo: PPOConfig = DEFAULT_PPO
+    algo_config: Any = None
 
     def __post_init__(self) -> None:
         if self.env.startswith(PETTINGZOO_PREFIX):
@@ -70,8 +72,7 @@ class RunConfig:
                 )
         else:
             check_name(self.env)
-        if self.algo not in ALGORITHMS:
-            raise ValueError(f"unknown algorithm {self.algo!r}; choose from {list(ALGORITHMS)}")
+        algorithm = ALGORITHMS[self.algo]  # ValueError naming the choices
         if self.sharing not in SHARING_MODES:
             raise ValueError(f"unknown sharing {self.sharing!r}; choose from {list(SHARING_MODES)}")
         for name in ("agents", "steps", "seeds", "episode_length"):
@@ -81,43 +82,71 @@ class RunConfig:
                 )
         if self.log_every < 0:
             raise ValueError(f"--log-every must be >= 0, got {self.log_every}")
-        # the critic kind follows --algo, so config.json records what actually ran
-        object.__setattr__(self, "ppo", ppo_config_for(self.algo, self.ppo))
+        algo_config = self.algo_config if self.algo_config is not None else algorithm.defaults
+        if not isinstance(algo_config, algorithm.config):
+            raise ValueError(
+                f"algorithm {self.algo!r} takes a {algorithm.config.__name__}, "
+                f"got {type(algo_config).__name__}"
+            )
+        # fields the algorithm decides (e.g. mappo's critic) are set, so config.json records
+        # what actually ran
+        object.__setattr__(self, "algo_config", algorithm.configure(algo_config))
+
+    @property
+    def algorithm(self) -> Algorithm:
+        """The registered algorithm ``algo`` names."""
+        return ALGORITHMS[self.algo]
 
 
 # Fields only settable from a config file (not simple scalars on the command line).
-FILE_ONLY_FIELDS = ("agent_groups", "policy_mapping", "env_kwargs", "ppo")
-# PPO fields that the CLI does not expose because another flag decides them.
-DERIVED_PPO_FIELDS = ("centralized_critic",)
+FILE_ONLY_FIELDS = ("agent_groups", "policy_mapping", "env_kwargs", "algo_config")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
 
 
 def to_dict(cfg: RunConfig) -> dict[str, Any]:
-    """JSON-ready dict of every setting (``ppo`` nested)."""
-    d = dataclasses.asdict(cfg)
-    d["ppo"]["hidden_sizes"] = list(cfg.ppo.hidden_sizes)
-    d["ppo"]["cnn_channels"] = list(cfg.ppo.cnn_channels)
-    return d
+    """JSON-ready dict of every setting; the algorithm's under its section (e.g. ``ppo``)."""
+    d = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name != "algo_config"}
+    d[cfg.algorithm.section] = dataclasses.asdict(cfg.algo_config)
+    return _jsonable(d)
+
+
+def _config_from_dict(cls: type, data: dict[str, Any], base: Any) -> Any:
+    """``base`` with ``data``'s fields replaced; JSON lists become the fields' tuples."""
+    hints = typing.get_type_hints(cls)
+    fixed = {}
+    for name, value in data.items():
+        if typing.get_origin(hints[name]) is tuple and isinstance(value, list):
+            value = tuple(value)
+        fixed[name] = value
+    return dataclasses.replace(base, **fixed)
 
 
 def from_dict(data: dict[str, Any]) -> RunConfig:
-    """Inverse of :func:`to_dict`; PPO keys may be nested under ``ppo`` or given flat.
+    """Inverse of :func:`to_dict`. The algorithm's settings may be nested under its section
+    or given flat (top-level keys that are fields of its config class).
 
     :raises ValueError: unknown keys, naming them.
     """
     data = dict(data)
-    ppo_data = dict(data.pop("ppo", {}) or {})
-    run_names = {f.name for f in dataclasses.fields(RunConfig)}
-    ppo_names = {f.name for f in dataclasses.fields(PPOConfig)}
+    algorithm = ALGORITHMS[data.get("algo", DEFAULT_ALGO)]
+    algo_data = dict(data.pop(algorithm.section, {}) or {})
+    run_names = {f.name for f in dataclasses.fields(RunConfig)} - {"algo_config"}
+    algo_names = {f.name for f in dataclasses.fields(algorithm.config)}
     for key in list(data):
-        if key not in run_names and key in ppo_names:
-            ppo_data[key] = data.pop(key)
-    unknown = sorted(set(data) - run_names) + sorted(set(ppo_data) - ppo_names)
+        if key not in run_names and key in algo_names:
+            algo_data[key] = data.pop(key)
+    unknown = sorted(set(data) - run_names) + sorted(set(algo_data) - algo_names)
     if unknown:
-        raise ValueError(f"unknown config keys: {', '.join(unknown)}")
-    for name in ("hidden_sizes", "cnn_channels"):  # JSON lists -> the config's int tuples
-        if name in ppo_data:
-            ppo_data[name] = tuple(int(h) for h in ppo_data[name])
-    return RunConfig(**data, ppo=dataclasses.replace(DEFAULT_PPO, **ppo_data))
+        raise ValueError(f"unknown config keys for --algo {algorithm.name}: {', '.join(unknown)}")
+    algo_config = _config_from_dict(algorithm.config, algo_data, algorithm.defaults)
+    return RunConfig(**data, algo_config=algo_config)
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """What every training driver writes: metrics, checkpoints, the curve and a summary.
 
-Drivers (the jitted JAX-env loop in :mod:`jmarl.training.run`, the host-stepped PettingZoo
+Drivers (the jitted JAX-env loop in :mod:`jmarl.run.driver`, the host-stepped PettingZoo
 loop in ``bridge``) hand over metrics ``{name: [seeds, k]}`` for ``k`` updates at a time;
 the recorder appends them to ``metrics.jsonl``, stops on non-finite values **before**
 touching the checkpoint, then writes the checkpoint atomically.
@@ -20,9 +20,9 @@ from typing import Any
 import jax
 import numpy as np
 
-from jmarl.training.checkpoint import save_checkpoint
-from jmarl.training.config import RunConfig, to_dict
-from jmarl.training.plotting import plot_returns
+from jmarl.run.checkpoint import save_checkpoint
+from jmarl.run.config import RunConfig, to_dict
+from jmarl.run.plotting import plot_returns
 
 Progress = Callable[[int, dict[str, Any]], None]
 
@@ -105,8 +105,8 @@ class RunRecorder:
         self.t_prev = time.perf_counter() - self.t_start
         self.compile_s = self.t_prev
 
-    def record(self, metrics: dict[str, Any], train_state: Any) -> None:
-        """Appends ``k`` updates' metrics; checkpoints ``train_state`` if all is finite.
+    def record(self, metrics: dict[str, Any], learner: Any) -> None:
+        """Appends ``k`` updates' metrics; checkpoints the ``learner`` state if all is finite.
 
         :raises TrainingError: non-finite loss or parameters (nothing is checkpointed).
         """
@@ -117,8 +117,7 @@ class RunRecorder:
         with self._metrics_path.open("a") as f:
             f.writelines(json.dumps(row) + "\n" for row in new_rows)
         self.rows.extend(new_rows)
-        params = getattr(train_state, "params", train_state)
-        if not (finite(metrics["loss"]) and finite(params)):
+        if not (finite(metrics["loss"]) and finite(learner)):
             first_bad = next(
                 (i for i, r in enumerate(new_rows) if r.get("loss") is None), len(new_rows) - 1
             )
@@ -128,7 +127,7 @@ class RunRecorder:
                 f"{self.out_dir} is kept."
             )
         meta = {"update": len(self.rows), "env_steps": new_rows[-1]["env_steps"]}
-        save_checkpoint(self.out_dir, train_state, meta)
+        save_checkpoint(self.out_dir, learner, meta)
         if self.progress is not None:
             self.progress(new_rows[-1]["env_steps"], new_rows[-1])
 

@@ -16,13 +16,14 @@ from typing import Any
 import jax
 import numpy as np
 
-from jmarl.algos.ppo.train import RunnerState, Trainer, make_ppo
+from jmarl.agents.sharing import make_policy_mapping
+from jmarl.algos.base import Trainer, TrainerState
 from jmarl.env.base import Env
 from jmarl.env.registry import make
-from jmarl.training.checkpoint import load_checkpoint
-from jmarl.training.config import RunConfig, from_dict
-from jmarl.training.evaluate import make_evaluate
-from jmarl.training.recorder import Progress, RunRecorder
+from jmarl.eval.evaluate import make_evaluate
+from jmarl.run.checkpoint import load_checkpoint
+from jmarl.run.config import RunConfig, from_dict
+from jmarl.run.recorder import Progress, RunRecorder
 
 
 def build_env(cfg: RunConfig) -> Env:
@@ -50,8 +51,9 @@ def build_mapping_fn(cfg: RunConfig) -> Callable[[str], str] | None:
 
 
 def build_trainer(cfg: RunConfig, env: Env) -> Trainer:
-    """The PPO trainer for ``cfg`` (algo decides the critic; sharing the mapping)."""
-    return make_ppo(env, cfg.ppo, cfg.steps, cfg.sharing, cfg.agent_groups, build_mapping_fn(cfg))
+    """The trainer of ``cfg.algo`` for ``env``, with the agent -> policy mapping of ``cfg``."""
+    mapping = make_policy_mapping(env.spec, cfg.sharing, cfg.agent_groups, build_mapping_fn(cfg))
+    return cfg.algorithm.make(env, cfg.algo_config, cfg.steps, mapping)
 
 
 def chunk_length(num_updates: int, log_every: int) -> int:
@@ -61,8 +63,8 @@ def chunk_length(num_updates: int, log_every: int) -> int:
     return max(d for d in range(1, target + 1) if num_updates % d == 0)
 
 
-def _compile_chunk(trainer: Trainer, k: int, runner: RunnerState) -> Callable:
-    def chunk(r: RunnerState) -> tuple[RunnerState, dict]:
+def _compile_chunk(trainer: Trainer, k: int, runner: TrainerState) -> Callable:
+    def chunk(r: TrainerState) -> tuple[TrainerState, dict]:
         return jax.lax.scan(lambda c, _: trainer.step(c), r, None, length=k)
 
     return jax.jit(jax.vmap(chunk), donate_argnums=0).lower(runner).compile()
@@ -87,7 +89,7 @@ def train_run(cfg: RunConfig, out_dir: Path, progress: Progress | None = None) -
     recorder.compiled()
     for _ in range(trainer.num_updates // k):
         runner, metrics = chunk(runner)
-        recorder.record(metrics, runner.train_state)
+        recorder.record(metrics, runner.learner)
     return recorder.finish()
 
 
@@ -102,15 +104,14 @@ def evaluate_run(
     env = build_env(cfg)
     trainer = build_trainer(cfg, env)
     keys = jax.random.split(jax.random.key(cfg.seed), cfg.seeds)
-    template = jax.eval_shape(jax.vmap(trainer.init), keys).train_state
+    template = jax.eval_shape(jax.vmap(trainer.init_learner), keys)
     template = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), template)
-    train_state, meta = load_checkpoint(Path(out_dir), template)
-    evaluate = jax.jit(
-        jax.vmap(
-            make_evaluate(env, trainer.actor_critic, episodes, deterministic), in_axes=(0, None)
-        )
+    learner, meta = load_checkpoint(Path(out_dir), template)
+    evaluate = make_evaluate(env, trainer, episodes, deterministic)
+    params = jax.vmap(trainer.acting_params)(learner)
+    res = jax.device_get(
+        jax.jit(jax.vmap(evaluate, in_axes=(0, None)))(params, jax.random.key(seed))
     )
-    res = jax.device_get(evaluate(train_state.params.actor, jax.random.key(seed)))
     out: dict[str, Any] = {
         "episode_return": float(np.mean(res.returns)),
         "episode_return_std": float(np.std(res.returns)),

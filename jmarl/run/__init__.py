@@ -1,0 +1,1 @@
+"""The driver of ``jmarl train`` / ``jmarl evaluate``: configs, checkpoints, recorder, plots."""
