@@ -1,8 +1,9 @@
 """The ``jmarl`` command: ``train``, ``evaluate``, ``envs``.
 
-Flags of ``jmarl train`` are generated from :class:`~jmarl.run.config.RunConfig` and
-:class:`~jmarl.algos.ppo.config.PPOConfig` (``num_envs`` -> ``--num-envs``); there is no
-second list of defaults. Precedence: built-in defaults < ``--config FILE`` < flags.
+Flags of ``jmarl train`` are generated from :class:`~jmarl.run.config.RunConfig` and from the
+config class of the algorithm chosen with ``--algo`` (or in ``--config``), e.g. ``num_envs`` ->
+``--num-envs``; there is no second list of defaults. Precedence: the algorithm's run defaults <
+``--config FILE`` < flags.
 """
 
 from __future__ import annotations
