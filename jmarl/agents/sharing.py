@@ -194,3 +194,28 @@ def share(net: Network, mapping: PolicyMapping) -> Network:
 def agent_one_hot(num_agents: int) -> Array:
     """``[N, N]`` identity: row ``i`` is agent ``i``'s id feature."""
     return jnp.eye(num_agents, dtype=jnp.float32)
+
+
+def block_flags(mapping: PolicyMapping, per_policy: Array) -> tuple[Array, ...]:
+    """Per-policy flags ``bool[P]`` (in ``mapping.policy_ids`` order) laid out like the
+    parameters: one entry per block, a scalar for a shared block and ``[R]`` for a stacked
+    block of ``R`` policies."""
+    index = {p: i for i, p in enumerate(mapping.policy_ids)}
+    return tuple(
+        per_policy[index[b.policy_ids[0]]]
+        if b.kind == "shared"
+        else per_policy[jnp.asarray([index[p] for p in b.policy_ids])]
+        for b in mapping.blocks
+    )
+
+
+def where_blocks(flags: tuple[Array, ...], new: tuple, old: tuple) -> tuple:
+    """Per block of a tuple-of-blocks tree: ``new`` where the block's flag is True, ``old``
+    elsewhere (row by row in a stacked block)."""
+
+    def pick(flag: Array, a: Array, b: Array) -> Array:
+        return jnp.where(flag.reshape(flag.shape + (1,) * (a.ndim - flag.ndim)), a, b)
+
+    return tuple(
+        jax.tree.map(lambda a, b, f=f: pick(f, a, b), n, o) for f, n, o in zip(flags, new, old)
+    )

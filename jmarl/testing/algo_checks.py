@@ -12,7 +12,8 @@ safety), ``step`` does not retrace, the same key gives the same metrics and anot
 ones, ``jax.jit(jax.vmap(train))`` over seeds equals single-seed runs, metrics have one entry
 per update with ``env_steps``/``episode_return``/``loss``, ``act`` returns actions in the
 action space that respect the mask (deterministically when asked), and a checkpoint of the
-learner state saves, loads and evaluates to the same result.
+learner state saves, loads and evaluates to the same result; where the learner state has a
+``trainable`` flag per policy, frozen policies' parameters stay bit-identical.
 """
 
 from __future__ import annotations
@@ -152,6 +153,23 @@ def _check_checkpoint(trainer: Trainer, env: Env, train: Any) -> None:
     _assert_equal(expected, got, "the loaded checkpoint evaluates differently")
 
 
+def _check_frozen(trainer: Trainer) -> None:
+    """With every policy frozen (``learner.trainable`` all False), acting parameters stay
+    bit-identical through steps (algorithms whose learner has ``trainable``)."""
+    state = jax.jit(trainer.init)(jax.random.key(11))
+    if not hasattr(state.learner, "trainable"):
+        return
+    frozen = state.learner._replace(trainable=jnp.zeros_like(state.learner.trainable))
+    state = state._replace(learner=frozen)
+    step = jax.jit(trainer.step)
+    new, _ = step(step(state)[0])
+    _assert_equal(
+        trainer.acting_params(state.learner),
+        trainer.acting_params(new.learner),
+        "frozen policies' parameters changed",
+    )
+
+
 def check_algorithm(
     algorithm: Algorithm,
     env: Env | None = None,
@@ -178,3 +196,4 @@ def check_algorithm(
     _check_train(trainer, train)
     _check_act(trainer, env)
     _check_checkpoint(trainer, env, train)
+    _check_frozen(trainer)

@@ -151,3 +151,51 @@ def test_128_agents_train_with_one_shared_policy() -> None:
     np.testing.assert_array_equal(out.metrics["episodes"], [1, 1])
     actor = out.state.learner.params.actor
     assert all(leaf.shape[0] != 128 for leaf in jax.tree.leaves(actor))  # not stacked per agent
+
+
+def _policy_leaves(mapping: jmarl.PolicyMapping, blocks: tuple, policy: str) -> list:
+    """The arrays of ``policy`` in a tuple-of-blocks tree (its row of a stacked block)."""
+    for block, tree in zip(mapping.blocks, blocks):
+        if policy in block.policy_ids:
+            if block.kind == "shared":
+                return jax.tree.leaves(tree)
+            j = block.policy_ids.index(policy)
+            return [leaf[j] for leaf in jax.tree.leaves(tree)]
+    raise KeyError(policy)
+
+
+def _moments(opt_state: object) -> list:
+    """Every parameter-shaped part of an optimizer state (Adam's first and second moments)."""
+    is_params = lambda x: isinstance(x, jmarl.algos.ppo.ActorCriticParams)
+    return [x for x in jax.tree.leaves(opt_state, is_leaf=is_params) if is_params(x)]
+
+
+@pytest.mark.parametrize("sharing", ["independent", "grouped", "custom"])
+def test_frozen_policies_stay_bit_identical_while_the_others_learn(sharing: str) -> None:
+    trainer = _trainer(sharing=sharing, updates=5)  # the learning rate anneals over 5 updates
+    mapping = trainer.mapping
+    step = jax.jit(trainer.step)
+    # every policy learns for two updates (so Adam's moments are not zero), then one freezes
+    state = step(step(jax.jit(trainer.init)(jax.random.key(0)))[0])[0]
+    frozen, learning = mapping.policy_ids[0], mapping.policy_ids[-1]
+    trainable = jnp.ones(len(mapping.policy_ids), bool).at[0].set(False)
+    state = state._replace(learner=state.learner._replace(trainable=trainable))
+    new = step(step(step(state)[0])[0])[0]
+    old_l, new_l = state.learner, new.learner
+    trees = lambda lr: (
+        [lr.params.actor, lr.params.critic]
+        + [part for m in _moments(lr.opt_state) for part in (m.actor, m.critic)]
+    )
+    for before, after in zip(trees(old_l), trees(new_l)):
+        for a, b in zip(
+            _policy_leaves(mapping, before, frozen), _policy_leaves(mapping, after, frozen)
+        ):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    moved = [
+        not np.array_equal(np.asarray(a), np.asarray(b))
+        for a, b in zip(
+            _policy_leaves(mapping, old_l.params.actor, learning),
+            _policy_leaves(mapping, new_l.params.actor, learning),
+        )
+    ]
+    assert any(moved), f"policy {learning!r} did not learn"

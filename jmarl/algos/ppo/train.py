@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 import jax
+import jax.numpy as jnp
 
 from jmarl.agents.sharing import PolicyMapping, make_policy_mapping
 from jmarl.algos.base import ActOutput, Carry, Metrics, Trainer, Transition
@@ -63,12 +64,13 @@ def make(env: Env, cfg: PPOConfig, total_steps: int, mapping: PolicyMapping) -> 
     ac = make_actor_critic(env.spec, mapping, cfg)
     num_updates = num_updates_for(cfg.steps_per_update, total_steps)
     optimizer = make_optimizer(cfg, num_updates)
-    update = make_update(ac, optimizer, cfg)
+    update = make_update(ac, optimizer, cfg, mapping)
     last_value_fn = jax.vmap(ac.value, in_axes=(None, 0, 0))
 
     def init_learner(key: PRNGKey) -> TrainState:
         params = ac.init(key)
-        return TrainState(params, optimizer.init(params))
+        trainable = jnp.ones((len(mapping.policy_ids),), bool)
+        return TrainState(params, optimizer.init(params), trainable)
 
     def learn(
         state: TrainState, traj: Transition, last_ts: TimeStep, key: PRNGKey

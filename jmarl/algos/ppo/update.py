@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jmarl.agents.sharing import PolicyMapping, block_flags, where_blocks
 from jmarl.algos.base import Transition
 from jmarl.algos.ppo.config import PPOConfig
 from jmarl.algos.ppo.losses import PPOBatch, ppo_loss
@@ -18,10 +19,39 @@ from jmarl.types import Array, PRNGKey
 
 
 class TrainState(NamedTuple):
-    """Parameters and optimizer state (stored once per sharing block)."""
+    """Parameters and optimizer state (stored once per sharing block), and which policies
+    train.
+
+    ``trainable`` ``bool[P]`` (``mapping.policy_ids`` order): the parameters and optimizer
+    moments of a policy whose flag is False stay bit-identical through updates, and its
+    gradients do not enter the shared gradient clipping. None: every policy trains.
+    """
 
     params: ActorCriticParams
     opt_state: Any
+    trainable: Array | None = None
+
+
+def _select(flags: tuple[Array, ...], new: ActorCriticParams, old: ActorCriticParams) -> Any:
+    return ActorCriticParams(
+        where_blocks(flags, new.actor, old.actor), where_blocks(flags, new.critic, old.critic)
+    )
+
+
+def keep_frozen(flags: tuple[Array, ...], new: TrainState, old: TrainState) -> TrainState:
+    """``new`` with the frozen blocks' parameters and optimizer moments of ``old``.
+
+    Every parameter-shaped part of the optimizer state (Adam's moments) is selected like the
+    parameters; step counters are shared by all policies and advance.
+    """
+    is_params = lambda x: isinstance(x, ActorCriticParams)
+    opt_state = jax.tree.map(
+        lambda n, o: _select(flags, n, o) if is_params(n) else n,
+        new.opt_state,
+        old.opt_state,
+        is_leaf=is_params,
+    )
+    return new._replace(params=_select(flags, new.params, old.params), opt_state=opt_state)
 
 
 def make_optimizer(cfg: PPOConfig, num_updates: int) -> optax.GradientTransformation:
@@ -66,20 +96,29 @@ def _minibatches(batch: PPOBatch, key: PRNGKey, num_minibatches: int) -> PPOBatc
 
 
 def make_update(
-    ac: ActorCritic, optimizer: optax.GradientTransformation, cfg: PPOConfig
+    ac: ActorCritic,
+    optimizer: optax.GradientTransformation,
+    cfg: PPOConfig,
+    mapping: PolicyMapping | None = None,
 ) -> Callable[[TrainState, Transition, Array, PRNGKey], tuple[TrainState, dict[str, Array]]]:
     """Returns ``update(train_state, traj[T, E], last_value[E, N], key) -> (state, metrics)``.
 
-    Metrics are averaged over all minibatch steps of the update.
+    Metrics are averaged over all minibatch steps of the update. With ``mapping`` and a
+    ``train_state.trainable``, frozen policies keep their parameters and optimizer moments.
     """
     grad_fn = jax.value_and_grad(ppo_loss, has_aux=True)
 
     def minibatch_step(ts: TrainState, mb: PPOBatch) -> tuple[TrainState, dict[str, Array]]:
         (_, metrics), grads = grad_fn(ts.params, mb, ac, cfg)
+        flags = None
+        if mapping is not None and ts.trainable is not None:
+            flags = block_flags(mapping, ts.trainable)
+            grads = _select(flags, grads, jax.tree.map(jnp.zeros_like, grads))
         updates, opt_state = optimizer.update(grads, ts.opt_state, ts.params)
         params = optax.apply_updates(ts.params, updates)
         metrics["grad_norm"] = optax.tree.norm(grads)
-        return TrainState(params, opt_state), metrics
+        new = ts._replace(params=params, opt_state=opt_state)
+        return (new if flags is None else keep_frozen(flags, new, ts)), metrics
 
     def epoch(
         carry: tuple[TrainState, PPOBatch], key: PRNGKey
