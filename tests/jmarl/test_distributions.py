@@ -124,6 +124,34 @@ def test_categorical_batched_jit_and_vmap():
     assert dist.entropy(logits, mask).shape == (3, 2)
 
 
+def test_categorical_sample_over_env_agent_batch_respects_masks():
+    dist = make_categorical(5)
+    logits = jax.random.normal(jax.random.PRNGKey(4), (3, 2, 5))  # [E, N, A], N != A
+    # One allowed action per (env, agent): the sample has no choice but to take it.
+    allowed = jnp.array([[0, 4], [2, 1], [3, 3]], jnp.int32)
+    mask = jax.nn.one_hot(allowed, 5, dtype=bool)
+    for seed in range(3):
+        actions = jax.jit(dist.sample)(jax.random.PRNGKey(seed), logits, mask)
+        assert actions.shape == (3, 2) and actions.dtype == jnp.int32
+        np.testing.assert_array_equal(actions, allowed)
+    # Unmasked, one action is still drawn per (env, agent), from the A axis.
+    actions = dist.sample(jax.random.PRNGKey(0), logits)
+    assert actions.shape == (3, 2) and np.all((actions >= 0) & (actions < 5))
+
+
+def test_categorical_batched_entropy_is_per_row_entropy():
+    dist = make_categorical(3)
+    logits = jnp.log(jnp.array([[1.0, 1.0, 2.0], [1.0, 1.0, 1.0], [1.0, 2.0, 3.0]]))  # [B, A]
+    mask = jnp.array([[True, True, True], [True, True, False], [False, True, True]])
+    # Row 0: p = [1/4, 1/4, 1/2]: 2 * (1/4) ln 4 + (1/2) ln 2 = 0.6931472 + 0.3465736 = 1.0397208
+    # Row 1: uniform over the 2 allowed actions: ln 2 = 0.6931472
+    # Row 2: p = [2, 3] / 5 over actions 1, 2: -(0.4 ln 0.4 + 0.6 ln 0.6)
+    #        = 0.3665163 + 0.3064954 = 0.6730117
+    batched = dist.entropy(logits, mask)
+    np.testing.assert_allclose(batched, [1.0397208, 0.6931472, 0.6730117], rtol=1e-6)
+    np.testing.assert_allclose(batched, jax.vmap(dist.entropy)(logits, mask), rtol=1e-6)
+
+
 # --- gaussian -------------------------------------------------------------------------------
 
 
@@ -202,3 +230,20 @@ def test_make_action_distribution_from_spaces():
         make_action_distribution(Box(-1.0, 1.0, (2, 2)))
     with pytest.raises(TypeError, match="MultiBinary"):
         make_action_distribution(MultiBinary((3,)))
+
+
+def test_gaussian_default_log_std_bounds_are_minus_5_and_2():
+    dist = make_gaussian(1)  # default min_log_std = -5, max_log_std = 2
+    # entropy = 1/2 + ln(2 pi) / 2 + log std = 1.4189385 + log std
+    #   log std 10  -> 2:   1.4189385 + 2   =  3.4189385
+    #   log std -20 -> -5:  1.4189385 - 5   = -3.5810615
+    #   log std 1.5 and -4.5 are inside the bounds and kept as they are.
+    params = jnp.array([[0.0, 10.0], [0.0, -20.0], [0.0, 1.5], [0.0, -4.5]])
+    np.testing.assert_allclose(
+        dist.entropy(params), [3.4189385, -3.5810615, 2.9189385, -3.0810615], rtol=1e-6
+    )
+    # log p(mean) = -log std - ln(2 pi) / 2: with log std 10 clipped to 2,
+    # -2 - 0.9189385 = -2.9189385
+    np.testing.assert_allclose(
+        dist.log_prob(jnp.array([0.0, 10.0]), jnp.array([0.0])), -2.9189385, rtol=1e-6
+    )

@@ -162,3 +162,57 @@ def test_losses_jit_with_batch_dims():
     values = jax.random.normal(k3, shape)
     vloss = jax.jit(ppo_value_loss)(values, jnp.zeros(shape), adv, 0.2, mask)
     assert vloss.shape == () and np.isfinite(vloss)
+
+
+def test_normalize_advantages_eps_is_added_to_the_std():
+    # mean = (0 + 4) / 2 = 2, population std = sqrt((4 + 4) / 2) = 2.
+    # With eps = 1: (A - 2) / (2 + 1) = [-2 / 3, 2 / 3] = [-0.6666667, 0.6666667].
+    out = normalize_advantages(jnp.array([0.0, 4.0]), eps=1.0)
+    np.testing.assert_allclose(out, [-0.6666667, 0.6666667], rtol=1e-6)
+
+
+def test_policy_loss_ratio_is_new_over_old_probability():
+    # Non-zero old log-probabilities: rho = exp(log p_new - log p_old) = p_new / p_old.
+    #   a: p 0.55 / 0.5 = 1.1 inside the clip,  A = +2 -> min(2.2, 2.2)         =  2.2
+    #   b: p 0.6  / 0.4 = 1.5 above,            A = +2 -> min(3.0, 1.2 * 2)     =  2.4
+    #   c: p 0.2  / 0.4 = 0.5 below,            A = -1 -> min(-0.5, 0.8 * -1)   = -0.8
+    log_prob = np.log(np.array([0.55, 0.6, 0.2], np.float32))
+    old_log_prob = np.log(np.array([0.5, 0.4, 0.4], np.float32))
+    advantages = np.array([2.0, 2.0, -1.0], np.float32)
+    loss, metrics = ppo_policy_loss(log_prob, old_log_prob, advantages, CLIP)
+    # loss = -(2.2 + 2.4 - 0.8) / 3 = -3.8 / 3 = -1.2666667
+    np.testing.assert_allclose(loss, -1.2666667, rtol=1e-5)
+    # |rho - 1| > 0.2 for b and c: 2 / 3
+    np.testing.assert_allclose(metrics["clip_fraction"], 2 / 3, rtol=1e-6)
+    # (rho - 1) - log(rho):
+    #   a: 0.1 - 0.0953102 = 0.0046898;  b: 0.5 - 0.4054651 = 0.0945349
+    #   c: -0.5 + 0.6931472 = 0.1931472
+    # mean = (0.0046898 + 0.0945349 + 0.1931472) / 3 = 0.2923719 / 3 = 0.0974573
+    np.testing.assert_allclose(metrics["approx_kl"], 0.0974573, rtol=1e-4)
+
+
+def test_clip_fraction_excludes_ratios_exactly_on_the_clip_boundary():
+    # clip_eps = 0 puts the boundary at rho = 1. Equal log-probabilities give
+    # log_prob - old_log_prob = 0 exactly, so rho = exp(0) = 1 and |rho - 1| = 0 = clip_eps:
+    # on the boundary, not beyond it, so not counted. Only c (rho = e^0.5) counts: 1 / 3.
+    log_prob = np.array([0.3, -1.2, 0.5], np.float32)
+    old_log_prob = np.array([0.3, -1.2, 0.0], np.float32)
+    _, metrics = ppo_policy_loss(log_prob, old_log_prob, np.ones(3, np.float32), 0.0)
+    np.testing.assert_allclose(metrics["clip_fraction"], 1 / 3, rtol=1e-6)
+    # With every ratio on the boundary nothing is clipped.
+    _, metrics = ppo_policy_loss(log_prob, log_prob, np.ones(3, np.float32), 0.0)
+    assert float(metrics["clip_fraction"]) == 0.0
+
+
+def test_value_loss_clipped_with_target_below_old_value():
+    # Mirror of test_value_loss_clipped_by_hand: eps = 0.2, old value 1.0, target 0.0.
+    #   v = 0.5: unclipped (0.5 - 0)^2 = 0.25; v_clip = 1.0 + clip(-0.5) = 1.0 - 0.2 = 0.8
+    #            -> 0.8^2 = 0.64; max = 0.64 (clipped, no gradient)
+    #   v = 1.5: unclipped 1.5^2 = 2.25; v_clip = 1.0 + 0.2 = 1.2 -> 1.44;
+    #            max = 2.25 (unclipped, gradient 0.5 * 2 * 1.5 / 3 = 0.5)
+    #   v = 0.9: inside the clip, both 0.9^2 = 0.81 (gradient 0.5 * 2 * 0.9 / 3 = 0.3)
+    values = jnp.array([0.5, 1.5, 0.9])
+    loss, grad = jax.value_and_grad(ppo_value_loss)(values, jnp.ones(3), jnp.zeros(3), CLIP)
+    # 0.5 * (0.64 + 2.25 + 0.81) / 3 = 0.5 * 3.7 / 3 = 0.6166667
+    np.testing.assert_allclose(loss, 0.6166667, rtol=1e-5)
+    np.testing.assert_allclose(grad, [0.0, 0.5, 0.3], rtol=1e-5, atol=1e-7)

@@ -136,3 +136,15 @@ def test_rejects_mismatched_shapes():
         gae_advantages(REWARDS, DISCOUNTS, VALUES[:-1], 0.5)
     with pytest.raises(ValueError, match="same shape"):
         gae_advantages(REWARDS, DISCOUNTS[:2], VALUES, 0.5)
+
+
+def test_rejects_scalar_rewards_without_time_axis():
+    # A 0-d reward has no leading time axis [T, ...]: every estimator must say so, rather
+    # than fail later with an unrelated indexing or scan error.
+    scalar, discount = np.float32(1.0), np.float32(0.9)
+    with pytest.raises(ValueError, match="leading time axis"):
+        td_errors(scalar, discount, VALUES[:2])
+    with pytest.raises(ValueError, match="leading time axis"):
+        gae_advantages(scalar, discount, VALUES[:2], 0.5)
+    with pytest.raises(ValueError, match="leading time axis"):
+        discounted_returns(scalar, discount, jnp.float32(2.0))

@@ -211,3 +211,37 @@ def test_actor_ignores_other_agents_but_central_critic_does_not(mode: str) -> No
     ippo, p2 = _ac(env, mode, algo="ippo")
     ijac = jax.jacobian(lambda o: ippo.value(p2.critic, o, ts.state)[0])(ts.obs)
     np.testing.assert_array_equal(ijac[1:], 0.0)
+
+
+def test_policy_mapping_is_hashable_and_a_jit_static_argument() -> None:
+    groups = {"red": ["a0", "a2"], "blue": ["a1", "a3"]}
+    mapping = make_policy_mapping(_spec(4), "grouped", groups)
+    again = make_policy_mapping(_spec(4), "grouped", groups)
+    # Equal mappings (and their blocks) hash equal, so jit can key its cache on them.
+    assert mapping == again and hash(mapping) == hash(again)
+    assert hash(mapping.blocks[0]) == hash(again.blocks[0])
+    # Immutable, so a hash taken once cannot go stale.
+    with pytest.raises(AttributeError):
+        mapping.blocks = ()  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        mapping.blocks[0].agents = (1,)  # type: ignore[misc]
+
+    traces = []
+
+    def block_sums(x: jax.Array, m: jmarl.PolicyMapping) -> jax.Array:
+        traces.append(m)  # runs only while tracing
+        return jnp.stack([x[jnp.asarray(b.agents)].sum() for b in m.blocks])
+
+    jitted = jax.jit(block_sums, static_argnums=1)
+    x = jnp.arange(4.0)  # agent i holds i
+    # red = agents (0, 2): 0 + 2 = 2;  blue = agents (1, 3): 1 + 3 = 4
+    np.testing.assert_array_equal(jitted(x, mapping), [2.0, 4.0])
+    # An equal mapping hits the compiled cache: no second trace.
+    np.testing.assert_array_equal(jitted(x, again), [2.0, 4.0])
+    assert len(traces) == 1
+
+    def block_sum(x: jax.Array, block: jmarl.agents.sharing.Block) -> jax.Array:
+        return x[jnp.asarray(block.agents)].sum()
+
+    # A Block alone is a valid static argument too: agents (1, 3) -> 1 + 3 = 4
+    assert float(jax.jit(block_sum, static_argnums=1)(x, mapping.blocks[1])) == 4.0
