@@ -232,7 +232,9 @@ def jmarl_training(args: argparse.Namespace) -> dict[str, Any]:
             * cfg.algo_config.num_epochs
             * cfg.algo_config.num_minibatches
             / cfg.algo_config.steps_per_update,
-            "minibatch_size_frames": cfg.algo_config.steps_per_update // cfg.algo_config.num_minibatches,
+            "minibatch_size_frames": (
+                cfg.algo_config.steps_per_update // cfg.algo_config.num_minibatches
+            ),
         },
         "frames": frames,
         "updates": summary["updates"],

@@ -132,7 +132,7 @@ TARGETS: tuple[Target, ...] = (
     ),
     Target(
         "ppo",
-        (Scope("jmarl/algos/ppo/rollout.py"), Scope("jmarl/algos/ppo/losses.py")),
+        (Scope("jmarl/algos/rollout.py"), Scope("jmarl/algos/ppo/losses.py")),
         ("tests/jmarl/test_ppo.py", "tests/jmarl/test_ppo_loss.py", "tests/jmarl/test_wiring*.py"),
         _PPO_KEYWORD,
     ),

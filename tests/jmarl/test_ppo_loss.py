@@ -16,9 +16,9 @@ import pytest
 
 import jmarl
 from jmarl.agents.sharing import make_policy_mapping
+from jmarl.algos.base import Transition
 from jmarl.algos.ppo.losses import PPOBatch, ppo_loss
 from jmarl.algos.ppo.networks import make_actor_critic
-from jmarl.algos.ppo.rollout import Transition
 from jmarl.ops.losses import ppo_value_loss
 
 CFG = jmarl.ppo_config_for(
@@ -40,12 +40,11 @@ def _batch(cfg: jmarl.PPOConfig) -> tuple:
         obs=ts.obs,
         state=ts.state,
         action=jnp.array([[0, 1, 2], [3, 4, 0], [1, 1, 1], [2, 3, 4]], jnp.int32),
-        log_prob=jnp.full((4, 3), -1.5),
-        value=jnp.zeros((4, 3)),
         reward=jnp.zeros((4, 3)),
         discount=jnp.ones((4, 3)),
         alive=jnp.ones((4, 3), bool),
         action_mask=None,
+        extras={"log_prob": jnp.full((4, 3), -1.5), "value": jnp.zeros((4, 3))},
     )
     adv = jnp.array([[1.0, -2.0, 0.5], [3.0, 0.0, -1.0], [2.0, 2.0, -4.0], [0.5, 1.5, 1.0]])
     targets = jnp.where(adv > 0, 1.0, -1.0)
