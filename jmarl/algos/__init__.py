@@ -57,32 +57,23 @@ def unregister(name: str) -> None:
     ALGORITHMS._algorithms.pop(name, None)
 
 
-# The settings of `jmarl train`'s default run (simple_spread): a short discount suits its
-# 25-step episodes with dense distance rewards.
-_PPO_RUN_DEFAULTS = PPOConfig(gamma=0.9)
+def _ppo(name: str, centralized: bool, summary: str) -> Algorithm:
+    """IPPO / MAPPO: one PPO implementation, the critic kind fixed by the algorithm. The run
+    defaults suit `jmarl train`'s simple_spread: a short discount for 25-step episodes with dense
+    distance rewards."""
+    return Algorithm(
+        name,
+        PPOConfig,
+        _make_ppo_trainer,
+        section="ppo",
+        fixed=(("centralized_critic", centralized),),
+        summary=summary,
+        run_defaults=PPOConfig(gamma=0.9),
+    )
 
-register(
-    Algorithm(
-        "ippo",
-        PPOConfig,
-        _make_ppo_trainer,
-        section="ppo",
-        fixed=(("centralized_critic", False),),
-        summary="PPO with one decentralised critic per agent (its own observation)",
-        run_defaults=_PPO_RUN_DEFAULTS,
-    )
-)
-register(
-    Algorithm(
-        "mappo",
-        PPOConfig,
-        _make_ppo_trainer,
-        section="ppo",
-        fixed=(("centralized_critic", True),),
-        summary="PPO with a centralised critic (global state + own observation)",
-        run_defaults=_PPO_RUN_DEFAULTS,
-    )
-)
+
+register(_ppo("ippo", False, "PPO with one decentralised critic per agent (its own observation)"))
+register(_ppo("mappo", True, "PPO with a centralised critic (global state + own observation)"))
 
 
 def ppo_config_for(algo: str, cfg: PPOConfig) -> PPOConfig:
