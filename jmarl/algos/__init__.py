@@ -78,9 +78,10 @@ register(_ppo("mappo", True, "PPO with a centralised critic (global state + own 
 
 def ppo_config_for(algo: str, cfg: PPOConfig) -> PPOConfig:
     """``cfg`` with the critic kind that ``algo`` (``ippo`` | ``mappo``) names."""
-    if algo not in ("ippo", "mappo"):
-        raise ValueError(f"ppo_config_for takes 'ippo' or 'mappo', got {algo!r}")
-    return ALGORITHMS[algo].configure(cfg)
+    algorithm = ALGORITHMS[algo]
+    if algorithm.config is not PPOConfig:
+        raise ValueError(f"ppo_config_for takes a PPO algorithm (ippo, mappo), got {algo!r}")
+    return algorithm.configure(cfg)
 
 
 __all__ = [

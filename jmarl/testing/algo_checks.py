@@ -33,6 +33,7 @@ from jmarl.env import spaces
 from jmarl.env.base import Env
 from jmarl.eval.evaluate import make_evaluate
 from jmarl.run.checkpoint import load_checkpoint, save_checkpoint
+from jmarl.testing.env_checks import _in_space, _mismatch, _signature, _trees_equal
 from jmarl.testing.probes import make_probe_env
 
 # Size fields shrunk for the check, where the config has them.
@@ -62,15 +63,8 @@ def _mapping_kwargs(sharing: str, agent_ids: tuple[str, ...]) -> dict[str, Any]:
     return {}
 
 
-def _shapes(tree: Any) -> Any:
-    return jax.tree.map(lambda x: (jnp.shape(x), jnp.result_type(x)), tree)
-
-
 def _assert_equal(a: Any, b: Any, what: str) -> None:
-    same = jax.tree.structure(a) == jax.tree.structure(b)  # type: ignore[operator]
-    assert same, f"{what}: different trees"
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-        np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=what)
+    assert _trees_equal(a, b, exact=True), what
 
 
 def _check_step(trainer: Trainer) -> None:
@@ -83,9 +77,8 @@ def _check_step(trainer: Trainer) -> None:
 
     step = jax.jit(traced_step)
     new, metrics = step(state)
-    same = jax.tree.structure(new) == jax.tree.structure(state)  # type: ignore[operator]
-    assert same, "step changed the carry's tree"
-    assert _shapes(new) == _shapes(state), "step changed shapes/dtypes of the carry"
+    before, after = _signature(state), _signature(new)
+    assert before == after, f"step changed the carry:{_mismatch(before, after)}"
     step(new)
     assert len(traces) == 1, "step retraced for a carry of the same shapes"
     for name in ("env_steps", "episode_return", "loss"):
@@ -114,10 +107,17 @@ def _check_act(trainer: Trainer, env: Env) -> None:
     act = jax.jit(trainer.act, static_argnums=4)
     carry = trainer.init_carry(e)
     out = act(params, ts, jax.random.key(6), carry, False)
-    assert _shapes(out.carry) == _shapes(carry), "act changed the carry's shapes"
-    for i in range(e):
-        one = jax.tree.map(lambda x, i=i: x[i], out.action)
-        assert spaces.contains(_stacked(env), one), f"act's action for env {i} is out of space"
+    before, after = _signature(carry), _signature(out.carry)
+    assert before == after, f"act changed the carry:{_mismatch(before, after)}"
+    space = env.spec.action_space
+    expected, got = (
+        _signature(spaces.zeros(space, (e, env.spec.num_agents))),
+        _signature(out.action),
+    )
+    assert expected == got, (
+        f"act's actions are not [E, N] of the action space:{_mismatch(expected, got)}"
+    )
+    assert _in_space(space, out.action), "act's actions lie outside the action space"
     if ts.action_mask is not None:
         taken = np.take_along_axis(
             np.asarray(ts.action_mask), np.asarray(out.action)[..., None], -1
@@ -126,16 +126,6 @@ def _check_act(trainer: Trainer, env: Env) -> None:
     d1 = act(params, ts, jax.random.key(7), carry, True).action
     d2 = act(params, ts, jax.random.key(8), carry, True).action
     _assert_equal(d1, d2, "deterministic act depends on the key")
-
-
-def _stacked(env: Env) -> spaces.Space:
-    """The joint action space ``[N, ...]`` as a :class:`spaces.Box`/``MultiDiscrete``."""
-    space, n = env.spec.action_space, env.spec.num_agents
-    if isinstance(space, spaces.Discrete):
-        return spaces.MultiDiscrete((space.n,) * n)
-    if isinstance(space, spaces.Box):
-        return spaces.Box(space.low, space.high, (n, *space.shape), space.dtype)
-    raise NotImplementedError(f"check_algorithm: action space {space} not covered")
 
 
 def _check_checkpoint(trainer: Trainer, env: Env, train: Any) -> None:

@@ -94,9 +94,7 @@ def _signature(tree: PyTree) -> list[str]:
     lines = []
     for path, x in leaves:
         weak = "~" if getattr(x, "weak_type", False) else ""
-        lines.append(
-            f"{jax.tree_util.keystr(path)}: {weak}{jnp.dtype(x.dtype).name}{list(x.shape)}"
-        )
+        lines.append(f"{jax.tree_util.keystr(path)}: {weak}{x.dtype}{list(x.shape)}")
     return [*lines, f"structure: {treedef}"]
 
 
