@@ -4,6 +4,7 @@ from jmarl.env import spaces
 from jmarl.env.base import Env, EnvSpec, EnvState, TimeStep, auto_reset
 from jmarl.env.dict_goal import make_dict_goal
 from jmarl.env.jaxmarl_adapter import from_jaxmarl
+from jmarl.env.memory import make_memory
 from jmarl.env.mpe.simple_spread import make_simple_spread
 from jmarl.env.registry import describe, list_envs, make, register
 
@@ -17,6 +18,11 @@ register(
     make_dict_goal,
     "grid world with Dict observations (landmark image, own position, target number)",
 )
+register(
+    "memory",
+    make_memory,
+    "recall the cue of step 0 at the last step; feed-forward policies score at most 1/num_cues",
+)
 
 __all__ = [
     "Env",
@@ -29,6 +35,7 @@ __all__ = [
     "list_envs",
     "make",
     "make_dict_goal",
+    "make_memory",
     "make_simple_spread",
     "register",
     "spaces",

@@ -5,6 +5,10 @@ to all agents. Inputs are one agent's observation pytree: by default its leaves 
 and concatenated into the MLP; given an ``input_space``, a space-driven encoder
 (:mod:`jmarl.nn.encoders`: CNN for images, embeddings for discrete parts, ...) computes the
 MLP's input instead.
+
+Given a ``gru_size`` the network is recurrent: ``Dense(hidden[0])`` -> ``GRUCell(gru_size)``
+-> the remaining layers, and ``apply(params, h [H], x, reset []) -> (h' [H], out)`` starts
+from zeros instead of ``h`` where ``reset`` (the first step of an episode).
 """
 
 from __future__ import annotations
@@ -75,6 +79,55 @@ class EncodedHead(nn.Module):
         return out
 
 
+class RecurrentHead(nn.Module):
+    """``[encoder] -> Dense(width) -> GRUCell(gru_size) -> head``; ``(h, x, reset) -> (h', out)``.
+
+    The GRU starts from zeros where ``reset`` (a new episode), so no state crosses episodes.
+    """
+
+    width: int
+    gru_size: int
+    head: nn.Module
+    activation: str = "tanh"
+    encoder: nn.Module | None = None
+
+    @nn.compact
+    def __call__(self, h: Array, x: PyTree, reset: Array) -> tuple[Array, Array]:
+        if self.encoder is not None:
+            x = self.encoder(x)
+        act = _ACTIVATIONS[self.activation]
+        x = act(nn.Dense(self.width, kernel_init=orthogonal(np.sqrt(2.0)))(x))
+        h = jnp.where(reset, jnp.zeros_like(h), h)
+        h, y = nn.GRUCell(self.gru_size)(h, x)
+        out: Array = self.head(y)
+        return h, out
+
+
+def _recurrent_network(
+    head: nn.Module,
+    example: PyTree,
+    hidden: Sequence[int],
+    activation: str,
+    gru_size: int,
+    input_space: Space | None,
+    encoder: EncoderConfig | None,
+) -> Network:
+    """``RecurrentHead`` over ``head`` (the layers after the GRU), encoded like :func:`_network`."""
+    enc = None if input_space is None else SpaceEncoder(input_space, encoder or EncoderConfig())
+    prepare: Callable[[PyTree], PyTree] = flatten_obs if enc is None else (lambda x: x)
+    module = RecurrentHead(hidden[0], gru_size, head, activation, enc)
+    h0 = jnp.zeros((gru_size,), jnp.float32)
+
+    def init(key: PRNGKey) -> Params:
+        return module.init(key, h0, prepare(example), jnp.zeros((), bool))
+
+    def apply(params: Params, h: Array, x: PyTree, reset: Array) -> tuple[Array, Array]:
+        out: tuple[Array, Array] = module.apply(params, h, prepare(x), reset)  # type: ignore[assignment]
+        return out
+
+    return Network(init, apply)
+
+
 def _network(
     head: nn.Module, example: PyTree, input_space: Space | None, encoder: EncoderConfig | None
 ) -> Network:
@@ -104,6 +157,7 @@ def make_actor(
     gaussian: bool = False,
     input_space: Space | None = None,
     encoder: EncoderConfig | None = None,
+    gru_size: int | None = None,
 ) -> Network:
     """Actor for one agent: observation -> action-distribution parameters ``[param_size]``.
 
@@ -112,11 +166,18 @@ def make_actor(
     :param input_space: the space of ``example_obs``; when given, the MLP sees the features of
         :class:`~jmarl.nn.encoders.SpaceEncoder` instead of the flattened leaves.
     :param encoder: the encoder's widths (default :class:`~jmarl.nn.encoders.EncoderConfig`).
+    :param gru_size: make it recurrent (see the module doc): ``hidden[0]`` feeds a GRU of this
+        width, ``hidden[1:]`` follow it.
     """
+    layers = tuple(hidden) if gru_size is None else tuple(hidden[1:])
     if gaussian:
-        module: nn.Module = GaussianHead(tuple(hidden), param_size // 2, activation)
+        module: nn.Module = GaussianHead(layers, param_size // 2, activation)
     else:
-        module = MLP(tuple(hidden), param_size, activation, out_scale=0.01)
+        module = MLP(layers, param_size, activation, out_scale=0.01)
+    if gru_size is not None:
+        return _recurrent_network(
+            module, example_obs, hidden, activation, gru_size, input_space, encoder
+        )
     return _network(module, example_obs, input_space, encoder)
 
 
@@ -126,11 +187,24 @@ def make_critic(
     activation: str = "tanh",
     input_space: Space | None = None,
     encoder: EncoderConfig | None = None,
+    gru_size: int | None = None,
 ) -> Network:
     """Critic for one agent: input pytree -> scalar value ``[]``.
 
-    ``input_space`` and ``encoder`` as in :func:`make_actor`.
+    ``input_space``, ``encoder`` and ``gru_size`` as in :func:`make_actor` (recurrent:
+    ``apply(params, h, x, reset) -> (h', value)``).
     """
+    if gru_size is not None:
+        mlp = MLP(tuple(hidden[1:]), 1, activation, out_scale=1.0)
+        net = _recurrent_network(
+            mlp, example_input, hidden, activation, gru_size, input_space, encoder
+        )
+
+        def apply(p: Params, h: Array, x: PyTree, reset: Array) -> tuple[Array, Array]:
+            h, out = net.apply(p, h, x, reset)
+            return h, out[..., 0]
+
+        return Network(net.init, apply)
     mlp = MLP(tuple(hidden), 1, activation, out_scale=1.0)
     net = _network(mlp, example_input, input_space, encoder)
     return Network(net.init, lambda p, x: net.apply(p, x)[..., 0])

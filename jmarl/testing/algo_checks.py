@@ -46,6 +46,7 @@ TINY_SIZES: dict[str, Any] = {
     "encoder_features": 8,
     "embed_dim": 4,
     "cnn_channels": (4,),
+    "gru_size": 8,
 }
 
 

@@ -35,6 +35,10 @@ class PPOConfig:
     :param embed_dim: embedding width of each Discrete part / MultiDiscrete dimension.
     :param cnn_channels: channels of the image CNN's 3x3 conv layers; more or wider layers
         see more but cost compute on every step of every agent.
+    :param recurrent: actor and critic get a GRU after their first layer (memory across the
+        steps of an episode, reset at its start); updates replay whole rollouts as sequences,
+        and minibatches split the envs (``num_envs`` must be divisible by ``num_minibatches``).
+    :param gru_size: the GRU's width when ``recurrent``.
     """
 
     num_envs: int = 64
@@ -58,6 +62,8 @@ class PPOConfig:
     encoder_features: int = 64
     embed_dim: int = 16
     cnn_channels: tuple[int, ...] = (16, 32)
+    recurrent: bool = False
+    gru_size: int = 64
 
     def __post_init__(self) -> None:
         positive = ("num_envs", "rollout_length", "num_epochs", "num_minibatches")
@@ -69,6 +75,13 @@ class PPOConfig:
                 f"num_envs*rollout_length ({self.num_envs * self.rollout_length}) must be "
                 f"divisible by num_minibatches ({self.num_minibatches})"
             )
+        if self.recurrent and self.num_envs % self.num_minibatches:
+            raise ValueError(
+                f"recurrent PPO splits minibatches over envs: num_envs ({self.num_envs}) must "
+                f"be divisible by num_minibatches ({self.num_minibatches})"
+            )
+        if self.gru_size < 1:
+            raise ValueError(f"PPOConfig.gru_size must be >= 1, got {self.gru_size}")
         if not 0.0 <= self.gamma <= 1.0 or not 0.0 <= self.gae_lambda <= 1.0:
             raise ValueError("gamma and gae_lambda must lie in [0, 1]")
         if self.lr <= 0:

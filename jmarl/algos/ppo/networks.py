@@ -31,24 +31,35 @@ from jmarl.types import Array, Params, PRNGKey, PyTree
 
 
 class ActorCriticParams(NamedTuple):
-    """One entry per sharing block in each of ``actor`` and ``critic``."""
+    """One entry per sharing block in each of ``actor`` and ``critic``; ``aux`` the parameter
+    sets of auxiliary losses by name (:mod:`jmarl.algos.auxiliary`), None without any."""
 
     actor: tuple[Params, ...]
     critic: tuple[Params, ...]
+    aux: dict[str, Params] | None = None
 
 
 class ActorCritic(NamedTuple):
     """Pure functions of a multi-agent actor-critic.
 
     * ``init(key) -> ActorCriticParams``
-    * ``policy(actor_params, obs [N, ...]) -> dist params [N, P]``
-    * ``value(critic_params, obs [N, ...], state [S]) -> values [N]``
+    * ``policy(actor_params, obs [N, ...]) -> dist params [N, P]`` (feed-forward only)
+    * ``value(critic_params, obs [N, ...], state [S]) -> values [N]`` (feed-forward only)
+    * ``policy_step(actor_params, h [N, H], obs [N, ...], reset bool[N]) -> (h, dist [N, P])``
+    * ``value_step(critic_params, h [N, H], obs [N, ...], state [S], reset bool[N]) ->
+      (h, values [N])``
+
+    The step functions carry a recurrent state ``h`` (zeros where ``reset``); a feed-forward
+    actor-critic (``gru_size`` None) passes ``h`` through unchanged (use ``()``).
     """
 
     init: Callable[[PRNGKey], ActorCriticParams]
     policy: Callable[[tuple[Params, ...], PyTree], Array]
     value: Callable[[tuple[Params, ...], PyTree, Array], Array]
     distribution: ActionDistribution
+    policy_step: Callable[..., tuple[PyTree, Array]]
+    value_step: Callable[..., tuple[PyTree, Array]]
+    gru_size: int | None = None
 
 
 def actor_inputs(obs: PyTree, cfg: PPOConfig, num_agents: int) -> PyTree:
@@ -95,6 +106,7 @@ def _networks(spec: EnvSpec, cfg: PPOConfig, param_size: int) -> tuple[Network, 
     one = lambda tree: jax.tree.map(lambda a: a[0], tree)
     encode = needs_encoder(spec.observation_space)
     enc = encoder_config(cfg) if encode else None
+    gru = cfg.gru_size if cfg.recurrent else None
     actor = make_actor(
         one(actor_inputs(obs, cfg, n)),
         param_size,
@@ -103,6 +115,7 @@ def _networks(spec: EnvSpec, cfg: PPOConfig, param_size: int) -> tuple[Network, 
         gaussian=isinstance(spec.action_space, spaces.Box),
         input_space=actor_input_space(spec, cfg) if encode else None,
         encoder=enc,
+        gru_size=gru,
     )
     critic = make_critic(
         one(critic_inputs(obs, state, cfg, n)),
@@ -110,8 +123,13 @@ def _networks(spec: EnvSpec, cfg: PPOConfig, param_size: int) -> tuple[Network, 
         cfg.activation,
         input_space=critic_input_space(spec, cfg) if encode else None,
         encoder=enc,
+        gru_size=gru,
     )
     return actor, critic
+
+
+def _feed_forward_only(*_: object) -> Array:
+    raise TypeError("a recurrent actor-critic has no stateless policy/value: use *_step")
 
 
 def make_actor_critic(spec: EnvSpec, mapping: PolicyMapping, cfg: PPOConfig) -> ActorCritic:
@@ -125,10 +143,70 @@ def make_actor_critic(spec: EnvSpec, mapping: PolicyMapping, cfg: PPOConfig) -> 
         ka, kc = jax.random.split(key)
         return ActorCriticParams(actor_n.init(ka), critic_n.init(kc))
 
+    if cfg.recurrent:
+
+        def policy_step(
+            params: tuple[Params, ...], h: Array, obs: PyTree, reset: Array
+        ) -> tuple[Array, Array]:
+            out: tuple[Array, Array] = actor_n.apply(params, h, actor_inputs(obs, cfg, n), reset)
+            return out
+
+        def value_step(
+            params: tuple[Params, ...], h: Array, obs: PyTree, state: Array, reset: Array
+        ) -> tuple[Array, Array]:
+            x = critic_inputs(obs, state, cfg, n)
+            out: tuple[Array, Array] = critic_n.apply(params, h, x, reset)
+            return out
+
+        ff = _feed_forward_only
+        return ActorCritic(init, ff, ff, dist, policy_step, value_step, cfg.gru_size)
+
     def policy(params: tuple[Params, ...], obs: PyTree) -> Array:
         return actor_n.apply(params, actor_inputs(obs, cfg, n))
 
     def value(params: tuple[Params, ...], obs: PyTree, state: Array) -> Array:
         return critic_n.apply(params, critic_inputs(obs, state, cfg, n))
 
-    return ActorCritic(init, policy, value, dist)
+    return ActorCritic(
+        init,
+        policy,
+        value,
+        dist,
+        lambda p, h, obs, reset: (h, policy(p, obs)),
+        lambda p, h, obs, state, reset: (h, value(p, obs, state)),
+    )
+
+
+class PPOCarry(NamedTuple):
+    """The recurrent state of a recurrent actor-critic: ``f32[..., N, H]`` each."""
+
+    actor: Array
+    critic: Array
+
+
+def unroll(
+    ac: ActorCritic,
+    params: ActorCriticParams,
+    h0: PPOCarry,
+    tr_obs: PyTree,
+    state: Array,
+    reset: Array,
+) -> tuple[Array, Array]:
+    """Replays sequences through a recurrent actor-critic.
+
+    :param h0: the carry before the first step, ``[B, N, H]`` each.
+    :param tr_obs: observations ``[T, B, N, ...]``; ``state`` ``[T, B, S]``; ``reset``
+        ``bool[T, B, N]`` (the step starts an episode: the carry restarts from zeros).
+    :returns: distribution parameters ``[T, B, N, P]`` and values ``[T, B, N]``.
+    """
+    policy = jax.vmap(ac.policy_step, in_axes=(None, 0, 0, 0))
+    value = jax.vmap(ac.value_step, in_axes=(None, 0, 0, 0, 0))
+
+    def step(h: PPOCarry, x: tuple[PyTree, Array, Array]) -> tuple[PPOCarry, tuple[Array, Array]]:
+        obs, s, r = x
+        h_actor, dist_params = policy(params.actor, h.actor, obs, r)
+        h_critic, values = value(params.critic, h.critic, obs, s, r)
+        return PPOCarry(h_actor, h_critic), (dist_params, values)
+
+    _, (dist_params, values) = jax.lax.scan(step, h0, (tr_obs, state, reset))
+    return dist_params, values

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import optax
 
 from jmarl.agents.sharing import PolicyMapping, block_flags, where_blocks
+from jmarl.algos.auxiliary import AuxiliaryLoss
 from jmarl.algos.base import Transition
 from jmarl.algos.ppo.config import PPOConfig
 from jmarl.algos.ppo.losses import PPOBatch, ppo_loss
@@ -25,6 +26,8 @@ class TrainState(NamedTuple):
     ``trainable`` ``bool[P]`` (``mapping.policy_ids`` order): the parameters and optimizer
     moments of a policy whose flag is False stay bit-identical through updates, and its
     gradients do not enter the shared gradient clipping. None: every policy trains.
+    Auxiliary parameter sets (``params.aux``) laid out per policy (``per_policy``) freeze
+    with their policies; other auxiliary sets train whatever the flags.
     """
 
     params: ActorCriticParams
@@ -32,33 +35,55 @@ class TrainState(NamedTuple):
     trainable: Array | None = None
 
 
-def _select(flags: tuple[Array, ...], new: ActorCriticParams, old: ActorCriticParams) -> Any:
+def _select(
+    flags: tuple[Array, ...],
+    new: ActorCriticParams,
+    old: ActorCriticParams,
+    per_policy: frozenset[str] = frozenset(),
+) -> Any:
+    """Actor, critic and the ``per_policy`` auxiliary sets block by block by ``flags``; the
+    other auxiliary sets from ``new``."""
+    aux = new.aux
+    if aux is not None and per_policy:
+        pick = lambda k, v: where_blocks(flags, v, old.aux[k]) if k in per_policy else v
+        aux = {k: pick(k, v) for k, v in aux.items()}
     return ActorCriticParams(
-        where_blocks(flags, new.actor, old.actor), where_blocks(flags, new.critic, old.critic)
+        where_blocks(flags, new.actor, old.actor), where_blocks(flags, new.critic, old.critic), aux
     )
 
 
-def keep_frozen(flags: tuple[Array, ...], new: TrainState, old: TrainState) -> TrainState:
+def keep_frozen(
+    flags: tuple[Array, ...],
+    new: TrainState,
+    old: TrainState,
+    per_policy: frozenset[str] = frozenset(),
+) -> TrainState:
     """``new`` with the frozen blocks' parameters and optimizer moments of ``old``.
 
     Every parameter-shaped part of the optimizer state (Adam's moments) is selected like the
-    parameters; step counters are shared by all policies and advance.
+    parameters; step counters are shared by all policies and advance. ``per_policy`` names
+    the auxiliary sets laid out per policy block.
     """
     is_params = lambda x: isinstance(x, ActorCriticParams)
     opt_state = jax.tree.map(
-        lambda n, o: _select(flags, n, o) if is_params(n) else n,
+        lambda n, o: _select(flags, n, o, per_policy) if is_params(n) else n,
         new.opt_state,
         old.opt_state,
         is_leaf=is_params,
     )
-    return new._replace(params=_select(flags, new.params, old.params), opt_state=opt_state)
+    params = _select(flags, new.params, old.params, per_policy)
+    return new._replace(params=params, opt_state=opt_state)
 
 
-def make_optimizer(cfg: PPOConfig, num_updates: int) -> optax.GradientTransformation:
-    """Adam with gradient-norm clipping, applied to actor and critic separately.
+def make_optimizer(
+    cfg: PPOConfig, num_updates: int, auxiliaries: Sequence[AuxiliaryLoss] = ()
+) -> optax.GradientTransformation:
+    """Adam with gradient-norm clipping, applied to actor, critic and each auxiliary set
+    separately (labels ``actor``, ``critic`` and the auxiliaries' names).
 
-    Clipping the two halves separately keeps large value-loss gradients (returns of tens)
-    from shrinking the policy's step. The learning rate decays linearly when ``anneal_lr``.
+    Clipping the parts separately keeps large value-loss gradients (returns of tens) from
+    shrinking the policy's step. The learning rate decays linearly when ``anneal_lr``. An
+    auxiliary loss with its own ``optimizer`` gets that one instead.
     """
     steps = max(num_updates, 1) * cfg.num_epochs * cfg.num_minibatches
     lr = optax.linear_schedule(cfg.lr, 0.0, steps) if cfg.anneal_lr else cfg.lr
@@ -67,12 +92,16 @@ def make_optimizer(cfg: PPOConfig, num_updates: int) -> optax.GradientTransforma
         return optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(lr, eps=1e-5))
 
     def labels(params: ActorCriticParams) -> ActorCriticParams:
+        aux = params.aux and {k: jax.tree.map(lambda _, k=k: k, v) for k, v in params.aux.items()}
         return ActorCriticParams(
             jax.tree.map(lambda _: "actor", params.actor),
             jax.tree.map(lambda _: "critic", params.critic),
+            aux,
         )
 
-    return optax.multi_transform({"actor": one(), "critic": one()}, labels)
+    transforms = {"actor": one(), "critic": one()}
+    transforms.update({a.name: a.optimizer or one() for a in auxiliaries})
+    return optax.multi_transform(transforms, labels)
 
 
 def compute_gae(traj: Transition, last_value: Array, cfg: PPOConfig) -> tuple[Array, Array]:
@@ -95,11 +124,24 @@ def _minibatches(batch: PPOBatch, key: PRNGKey, num_minibatches: int) -> PPOBatc
     return jax.tree.map(lambda x: x[perm].reshape((num_minibatches, -1, *x.shape[1:])), flat_batch)
 
 
+def _sequence_minibatches(batch: PPOBatch, key: PRNGKey, num_minibatches: int) -> PPOBatch:
+    """``[T, E, ...]`` -> ``[M, T, E/M, ...]``: whole sequences of shuffled envs."""
+    num_envs = jax.tree.leaves(batch)[0].shape[1]
+    perm = jax.random.permutation(key, num_envs)
+
+    def split(x: Array) -> Array:
+        x = x[:, perm].reshape((x.shape[0], num_minibatches, -1, *x.shape[2:]))
+        return jnp.swapaxes(x, 0, 1)
+
+    return jax.tree.map(split, batch)
+
+
 def make_update(
     ac: ActorCritic,
     optimizer: optax.GradientTransformation,
     cfg: PPOConfig,
     mapping: PolicyMapping | None = None,
+    auxiliaries: Sequence[AuxiliaryLoss] = (),
 ) -> Callable[[TrainState, Transition, Array, PRNGKey], tuple[TrainState, dict[str, Array]]]:
     """Returns ``update(train_state, traj[T, E], last_value[E, N], key) -> (state, metrics)``.
 
@@ -107,24 +149,26 @@ def make_update(
     ``train_state.trainable``, frozen policies keep their parameters and optimizer moments.
     """
     grad_fn = jax.value_and_grad(ppo_loss, has_aux=True)
+    per_policy = frozenset(a.name for a in auxiliaries if a.per_policy)
+    split = _minibatches if ac.gru_size is None else _sequence_minibatches
 
     def minibatch_step(ts: TrainState, mb: PPOBatch) -> tuple[TrainState, dict[str, Array]]:
-        (_, metrics), grads = grad_fn(ts.params, mb, ac, cfg)
+        (_, metrics), grads = grad_fn(ts.params, mb, ac, cfg, auxiliaries)
         flags = None
         if mapping is not None and ts.trainable is not None:
             flags = block_flags(mapping, ts.trainable)
-            grads = _select(flags, grads, jax.tree.map(jnp.zeros_like, grads))
+            grads = _select(flags, grads, jax.tree.map(jnp.zeros_like, grads), per_policy)
         updates, opt_state = optimizer.update(grads, ts.opt_state, ts.params)
         params = optax.apply_updates(ts.params, updates)
         metrics["grad_norm"] = optax.tree.norm(grads)
         new = ts._replace(params=params, opt_state=opt_state)
-        return (new if flags is None else keep_frozen(flags, new, ts)), metrics
+        return (new if flags is None else keep_frozen(flags, new, ts, per_policy)), metrics
 
     def epoch(
         carry: tuple[TrainState, PPOBatch], key: PRNGKey
     ) -> tuple[tuple[TrainState, PPOBatch], dict[str, Array]]:
         ts, batch = carry
-        mbs = _minibatches(batch, key, cfg.num_minibatches)
+        mbs = split(batch, key, cfg.num_minibatches)
         ts, metrics = jax.lax.scan(minibatch_step, ts, mbs)
         return (ts, batch), metrics
 
