@@ -104,7 +104,7 @@ from tianshou.data import Batch, ReplayBuffer
 
 from bridge.convert import _cast, jax_dtype
 from bridge.pettingzoo_env import EnhancedPettingZooEnv
-from bridge.pettingzoo_train import spec_from_env
+from bridge.pettingzoo_train import reset_carry, spec_from_env
 from jmarl.agents.sharing import PolicyMapping, make_policy_mapping
 from jmarl.algos import ALGORITHMS
 from jmarl.algos.base import ActOutput, Algorithm, Carry, Trainer, Transition
@@ -451,15 +451,6 @@ class TreeLayout(NamedTuple):
 # Policy
 
 
-def _reset_rows(carry: Carry, fresh: Carry, started: Array) -> Carry:
-    """``carry`` with the rows where ``started`` (``bool[B]``) taken from ``fresh``."""
-
-    def pick(f: Array, c: Array) -> Array:
-        return jnp.where(started.reshape(started.shape + (1,) * (c.ndim - 1)), f, c)
-
-    return jax.tree.map(pick, fresh, carry)
-
-
 def _make_act(trainer: Trainer, deterministic: bool) -> Callable[..., ActOutput]:
     """ONE jitted call ``act(params, obs [B, N..], state [B, S], alive [B, N], mask, carry [B..],
     started bool[B] | None, key, i) -> ActOutput``: ``trainer.act`` on the observations as a
@@ -482,7 +473,7 @@ def _make_act(trainer: Trainer, deterministic: bool) -> Callable[..., ActOutput]
         b, n = alive.shape
         done = jnp.zeros((b,), bool)
         if started is not None:
-            carry, done = _reset_rows(carry, trainer.init_carry(b), started), started
+            carry, done = reset_carry(carry, trainer.init_carry(b), started), started
         zeros = jnp.zeros((b, n), bool)
         ts = TimeStep(obs, state, jnp.zeros((b, n), jnp.float32), zeros, zeros, done, alive, mask)
         return trainer.act(params, ts, jax.random.fold_in(key, i), carry, deterministic)
