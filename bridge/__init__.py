@@ -17,6 +17,7 @@ from bridge.to_pettingzoo import JaxParallelEnv, to_pettingzoo
 _LAZY = {
     "DictObservationWrapper": "bridge.dict_obs",
     "DictToTensorPreprocessor": "bridge.dict_obs",
+    "JaxOnPolicyAlgorithm": "bridge.jax_policy",
     "JaxPPO": "bridge.jax_policy",
     "JaxPolicy": "bridge.jax_policy",
     "FlexibleMultiAgentPolicyManager": "bridge.tianshou_manager",
@@ -32,6 +33,7 @@ __all__ = [
     "FlexibleMultiAgentOffPolicyManager",
     "FlexibleMultiAgentOnPolicyManager",
     "FlexibleMultiAgentPolicyManager",
+    "JaxOnPolicyAlgorithm",
     "JaxPPO",
     "JaxParallelEnv",
     "JaxPolicy",

@@ -3,8 +3,9 @@
 ``jmarl train --env pettingzoo:<module>`` lands here. ``E`` PettingZoo envs, each behind
 :class:`~bridge.pettingzoo_env.EnhancedPettingZooEnv` in parallel mode, are stepped in Python;
 the policy is ONE jitted call per step for all envs x agents; each rollout ``[T, E, N]`` is
-then handed to jmarl's jitted PPO update. Dead or absent agents have ``alive=False`` and never
-enter the loss; episodes that end are reset on the host.
+then handed to the algorithm's jitted ``learn``. Dead or absent agents have ``alive=False`` and
+never enter the loss; episodes that end are reset on the host, and so are the rows of the
+policy carry (``init_carry`` rows) of envs whose episode starts.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 
 from bridge.convert import from_gymnasium_space
 from bridge.pettingzoo_env import EnhancedPettingZooEnv
-from jmarl.algos.base import Trainer, Transition
+from jmarl.algos.base import ActOutput, Carry, Trainer, Transition
 from jmarl.env import spaces
 from jmarl.env.base import EnvSpec, TimeStep, spec_only
 from jmarl.run.checkpoint import load_checkpoint
@@ -172,13 +173,27 @@ class HostVecEnv:
         return HostStep(obs, state, alive, mask, reward, ended, done)
 
 
-def make_act(trainer: Trainer, deterministic: bool = False) -> Callable[..., Any]:
+def reset_carry(carry: Carry, fresh: Carry, started: jax.Array) -> Carry:
+    """``carry`` ``[E, ...]`` with the rows where ``started`` (``bool[E]``) taken from
+    ``fresh`` (``init_carry(E)``)."""
+
+    def pick(f: jax.Array, c: jax.Array) -> jax.Array:
+        return jnp.where(started.reshape(started.shape + (1,) * (c.ndim - 1)), f, c)
+
+    return jax.tree.map(pick, fresh, carry)
+
+
+def make_act(trainer: Trainer, deterministic: bool = False) -> Callable[..., ActOutput]:
     """ONE jitted policy call for all envs x agents:
-    ``act(params, step: HostStep, key) -> ActOutput`` (actions ``[E, N, ...]`` and extras)."""
+    ``act(params, step: HostStep, key, carry) -> ActOutput`` (actions ``[E, N, ...]``, extras,
+    carry). Rows of ``carry`` whose env was reset at ``step`` (``step.done``: a new episode
+    starts) are set to ``init_carry`` rows first."""
 
     @jax.jit
-    def act(params: Any, step: HostStep, key: jax.Array) -> Any:
-        return trainer.act(params, timestep(step), key, (), deterministic)
+    def act(params: Any, step: HostStep, key: jax.Array, carry: Carry) -> ActOutput:
+        fresh = trainer.init_carry(step.done.shape[0])
+        carry = reset_carry(carry, fresh, jnp.asarray(step.done))
+        return trainer.act(params, timestep(step), key, carry, deterministic)
 
     return act
 
@@ -218,17 +233,20 @@ class EpisodeBook:
 
 def collect(
     venv: HostVecEnv,
-    act: Callable[..., Any],
+    act: Callable[..., ActOutput],
     params: Any,
     last: HostStep,
     key: jax.Array,
     length: int,
     book: EpisodeBook,
-) -> tuple[Transition, HostStep]:
-    """Steps ``venv`` ``length`` times; returns the rollout ``[T, E, ...]`` and the last step."""
+    carry: Carry = (),
+) -> tuple[Transition, HostStep, Carry]:
+    """Steps ``venv`` ``length`` times from ``last`` with the policy carry ``carry`` ``[E, ...]``
+    (``init_carry(E)`` after ``venv.reset()``); returns the rollout ``[T, E, ...]``, the last
+    step and the carry after it."""
     steps = []
     for k in jax.random.split(key, length):
-        out = act(params, last, k)
+        out = act(params, last, k, carry)
         action = np.asarray(out.action)
         nxt = venv.step(action)
         steps.append(
@@ -244,9 +262,9 @@ def collect(
             )
         )
         book.add(nxt)
-        last = nxt
+        last, carry = nxt, out.carry
     traj = jax.tree.map(lambda *xs: jnp.asarray(np.stack(xs)), *steps)
-    return traj, last
+    return traj, last, carry
 
 
 class _Setup(NamedTuple):
@@ -272,12 +290,15 @@ def train_run(cfg: RunConfig, out_dir: Path, progress: Progress | None = None) -
     key, k_init = jax.random.split(jax.random.key(cfg.seed))
     learner = trainer.init_learner(k_init)
     last, book = s.venv.reset(), EpisodeBook(trainer.num_envs, s.venv.spec.num_agents)
+    carry = trainer.init_carry(trainer.num_envs)
     recorder.compiled()
     chunk, pending = chunk_length(trainer.num_updates, cfg.log_every), []
     for u in range(trainer.num_updates):
         key, k_roll, k_upd = jax.random.split(key, 3)
         params = trainer.acting_params(learner)
-        traj, last = collect(s.venv, act, params, last, k_roll, trainer.rollout_length, book)
+        traj, last, carry = collect(
+            s.venv, act, params, last, k_roll, trainer.rollout_length, book, carry
+        )
         learner, metrics = learn(learner, traj, timestep(last), k_upd)
         ret, episodes = book.pop()
         pending.append(
@@ -309,10 +330,12 @@ def evaluate_run(
     act = make_act(s.trainer, deterministic)
     params = s.trainer.acting_params(learner)
     last, book = s.venv.reset(), EpisodeBook(len(s.venv.envs), s.venv.spec.num_agents)
+    carry = s.trainer.init_carry(len(s.venv.envs))
     key = jax.random.key(seed)
     while len(book.returns) < episodes:
         key, k = jax.random.split(key)
-        last = s.venv.step(np.asarray(act(params, last, k).action))
+        out = act(params, last, k, carry)
+        last, carry = s.venv.step(np.asarray(out.action)), out.carry
         book.add(last)
     returns = np.asarray(book.returns[:episodes])
     return {

@@ -1,4 +1,5 @@
-"""``JaxPolicy`` / ``JaxPPO``: jmarl policies and jmarl's PPO update driven by Tianshou.
+"""``JaxPolicy`` / ``JaxPPO``: jmarl's PPO policy and update driven by Tianshou through the
+algorithm contract (other algorithms: ``test_jax_policy_contract.py``).
 
 Everything runs on mpe2 ``simple_spread_v3`` (3 agents, 25 steps) behind
 ``EnhancedPettingZooEnv`` in parallel mode, through Tianshou's unmodified ``Collector``,
@@ -40,7 +41,8 @@ from bridge.jax_policy import (
 )
 from bridge.pettingzoo_env import EnhancedPettingZooEnv
 from jmarl.algos.base import Transition
-from jmarl.algos.ppo.update import TrainState, make_update
+from jmarl.algos.ppo.networks import make_actor_critic
+from jmarl.env.base import TimeStep, spec_only
 
 N = 3
 TINY = jmarl.ppo_config_for("mappo", jmarl.PPOConfig(hidden_sizes=(16,)))
@@ -138,7 +140,8 @@ def test_deterministic_eval_applies_only_outside_training_steps() -> None:
     policy.deterministic_eval = True
     batch = obs_batch(64)
     first, second = policy(batch).act.numpy(), policy(batch).act.numpy()
-    logits = jax.vmap(policy.ac.policy, in_axes=(None, 0))(policy.params.actor, batch.obs.obs)
+    ac = make_actor_critic(policy.spec, policy.mapping, policy.config)
+    logits = jax.vmap(ac.policy, in_axes=(None, 0))(policy.params.actor, batch.obs.obs)
     np.testing.assert_array_equal(first, second)
     np.testing.assert_array_equal(first, np.argmax(np.asarray(logits), axis=-1))
     with policy_within_training_step(policy):
@@ -206,7 +209,9 @@ def test_update_data_reaches_jax_without_copies(monkeypatch: pytest.MonkeyPatch)
     batch = algo._preprocess_batch(batch, col.buffer, idx)
     monkeypatch.setattr(jax_policy, "to_jax", recording_to_jax)
     algo.to_rollout(batch)
-    assert len(aliased) == 8 and all(aliased)  # obs, state, act, obs', state', rew, disc., alive
+    # obs, state, act, rew, discount, alive, the extras log_prob and value; the last step's
+    # obs, state, rew, terminated, done and alive
+    assert len(aliased) == 14 and all(aliased)
 
 
 def test_dtypes_are_converted_explicitly_never_silently() -> None:
@@ -291,12 +296,15 @@ def test_ended_flags_are_per_agent() -> None:
 
 def _expected_rollout(
     algo: JaxPPO, buffer: VectorReplayBuffer, envs: int
-) -> tuple[Transition, jax.Array]:
-    """The rollout ``[T, E]`` built independently: a full, unwrapped VectorReplayBuffer holds
-    env ``e``'s steps in time order at rows ``e*T .. e*T+T-1``."""
+) -> tuple[Transition, TimeStep]:
+    """The rollout ``[T, E]`` and bootstrap ``last_ts`` ``[E]`` built independently: a full,
+    unwrapped VectorReplayBuffer holds env ``e``'s steps in time order at rows
+    ``e*T .. e*T+T-1``; the extras are PPO's log-probabilities and values recomputed with the
+    (unchanged) parameters."""
     data = buffer[np.arange(len(buffer))]
     tm = lambda x: np.swapaxes(np.asarray(x).reshape(envs, -1, *np.shape(x)[1:]), 0, 1)
-    ac, params = algo.policy.ac, algo.policy.params
+    policy = algo.policy
+    ac, params = make_actor_critic(policy.spec, policy.mapping, policy.config), policy.params
     obs, state = tm(data.obs.obs), tm(data.obs.state)
     action = tm(data.act).astype(np.int32)
     ended = tm(data.info.terminated | data.info.truncated | data.done[:, None])
@@ -304,46 +312,58 @@ def _expected_rollout(
     logits = twice(lambda o: ac.policy(params.actor, o))(obs)
     log_prob = twice(ac.distribution.log_prob)(logits, action)
     value = twice(lambda o, s: ac.value(params.critic, o, s))(obs, state)
+    reward = tm(data.rew).astype(np.float32)
     traj = Transition(
         obs=obs,
         state=state,
         action=action,
-        reward=tm(data.rew).astype(np.float32),
+        reward=reward,
         discount=(~ended).astype(np.float32),
         alive=tm(data.obs.alive),
         action_mask=None,
         extras={"log_prob": log_prob, "value": value},
     )
-    last = tm(data.obs_next.obs)[-1], tm(data.obs_next.state)[-1]
-    last_value = jax.vmap(lambda o, s: ac.value(params.critic, o, s))(*last)
-    return jax.tree.map(jnp.asarray, traj), last_value
+    last_ts = TimeStep(
+        obs=tm(data.obs_next.obs)[-1],
+        state=tm(data.obs_next.state)[-1],
+        reward=reward[-1],
+        terminated=ended[-1],
+        truncated=np.zeros_like(ended[-1]),
+        done=tm(data.done)[-1],
+        alive=tm(data.obs_next.alive)[-1],
+        action_mask=None,
+    )
+    return jax.tree.map(jnp.asarray, (traj, last_ts))
 
 
-def test_update_matches_jmarls_own_update_on_the_same_data() -> None:
+def test_update_matches_jmarls_own_learn_on_the_same_data() -> None:
     algo = tiny_algo(seed=5)
     col = collector(algo, num_envs=2, size=2 * 30)
     col.collect(n_step=2 * 30)  # each env: one full episode (25) then 5 steps of the next
-    expected_traj, last_value = _expected_rollout(algo, col.buffer, envs=2)
+    expected_traj, expected_last = _expected_rollout(algo, col.buffer, envs=2)
     batch, idx = col.buffer.sample(0)
-    traj, last_v = algo.to_rollout(algo._preprocess_batch(batch, col.buffer, idx))
-    close = lambda a, b: np.testing.assert_allclose(np.asarray(a), np.asarray(b), 1e-6, 1e-6)
-    jax.tree.map(close, traj, expected_traj)
-    close(last_v, last_value)
+    traj, last_ts = algo.to_rollout(algo._preprocess_batch(batch, col.buffer, idx))
+    close = lambda a, b: np.testing.assert_allclose(np.asarray(a), np.asarray(b), 1e-5, 1e-6)
+    jax.tree.map(close, traj, expected_traj)  # the stored extras equal recomputed ones
+    jax.tree.map(close, last_ts, expected_last)
     assert np.asarray(traj.discount)[24].sum() == 0  # the episode ended for every agent
 
+    # jmarl's MAPPO learn, built here from the registry: 60 rows in 20-row minibatches
     cfg = dataclasses.replace(
-        algo.config, num_envs=2, rollout_length=30, num_epochs=2, num_minibatches=3
+        TINY, num_envs=2, rollout_length=30, num_epochs=2, num_minibatches=3, anneal_lr=False
     )
-    update = jax.jit(make_update(algo.policy.ac, algo.optimizer, cfg))
-    start = TrainState(algo.policy.params, algo.optimizer.init(algo.policy.params))
+    policy = algo.policy
+    trainer = jmarl.ALGORITHMS["mappo"].make(spec_only(policy.spec), cfg, 60, policy.mapping)
+    start = trainer.init_learner(jax.random.key(5))  # the policy's init key: its parameters
     key = jax.random.fold_in(jax.random.key(5), 0)  # JaxPPO's key for its first update
-    want, metrics = update(start, expected_traj, last_value, key)
+    want, metrics = jax.jit(trainer.learn)(start, expected_traj, expected_last, key)
     with policy_within_training_step(algo.policy):
         stats = algo.update(col.buffer, batch_size=20, repeat=2)  # 60 rows -> 3 minibatches
     tol = lambda a, b: np.testing.assert_allclose(np.asarray(a), np.asarray(b), 1e-5, 1e-6)
-    jax.tree.map(tol, algo.policy.params, want.params)
-    jax.tree.map(tol, algo.opt_state, want.opt_state)
+    jax.tree.map(tol, algo.learner, want)
+    jax.tree.map(tol, algo.policy.params, trainer.acting_params(want))
     assert stats.loss == pytest.approx(float(metrics["loss"]), rel=1e-5)
+    assert stats.entropy == pytest.approx(float(metrics["entropy"]), rel=1e-5)
 
 
 def test_an_annealed_learning_rate_needs_the_configured_epochs_and_minibatches() -> None:
@@ -374,7 +394,7 @@ def test_state_dict_round_trips_through_torch_save() -> None:
     other.load_state_dict(torch.load(buf, weights_only=True))
     same = lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     jax.tree.map(same, other.policy.params, algo.policy.params)
-    jax.tree.map(same, other.opt_state, algo.opt_state)
+    jax.tree.map(same, other.learner, algo.learner)
     assert other.num_updates_done == 1
     batch = obs_batch(16)
     same(other.policy(batch).act, algo.policy(batch).act)  # same key, same call count

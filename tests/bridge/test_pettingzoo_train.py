@@ -19,8 +19,10 @@ from bridge.pettingzoo_train import (
     resolve_pettingzoo,
 )
 from jmarl.agents.sharing import make_policy_mapping
+from jmarl.algos import register, unregister
 from jmarl.cli import main
 from jmarl.env.base import spec_only
+from jmarl.testing.toy import toy_algorithm
 
 SMALL = [
     "--num-envs",
@@ -74,12 +76,45 @@ def test_one_policy_call_per_step_and_dead_agents_masked() -> None:
         return act(*args)
 
     book = EpisodeBook(2, spec.num_agents)
-    traj, _ = collect(venv, counting_act, params, venv.reset(), jax.random.key(1), 60, book)
+    traj, _, _ = collect(venv, counting_act, params, venv.reset(), jax.random.key(1), 60, book)
     assert len(calls) == 60  # one jitted call per step for all envs x agents
     alive = np.asarray(traj.alive)
     assert alive.shape == (60, 2, spec.num_agents)
     # rows of agents that are not alive carry no reward (they are out of the loss)
     assert np.all(np.asarray(traj.reward)[~alive] == 0.0)
+
+
+def test_the_policy_carry_is_threaded_and_reset_where_an_episode_starts() -> None:
+    make = resolve_pettingzoo("pettingzoo:mpe2.simple_spread_v3", {"N": 2, "max_cycles": 5})
+    venv = HostVecEnv(make, 2, 0, "spread")
+    algo = toy_algorithm("counting", count_steps=True)  # carry: the env's step, from 1
+    trainer = algo.make(spec_only(venv.spec), algo.defaults, 1, make_policy_mapping(venv.spec))
+    params = trainer.acting_params(trainer.init_learner(jax.random.key(0)))
+    book, act = EpisodeBook(2, 2), make_act(trainer)
+    last, carry = venv.reset(), trainer.init_carry(2)
+    traj, last, carry = collect(venv, act, params, last, jax.random.key(1), 7, book, carry)
+    traj2, _, _ = collect(venv, act, params, last, jax.random.key(2), 5, book, carry)
+    steps = np.concatenate([traj.extras["step"], traj2.extras["step"]])[:, :, 0]
+    episode = [1, 2, 3, 4, 5]
+    np.testing.assert_array_equal(steps.T, [episode * 2 + [1, 2]] * 2)
+
+
+def test_a_registered_toy_algorithm_trains_and_evaluates_on_pettingzoo(
+    tmp_path: Path, capsys
+) -> None:
+    register(toy_algorithm("bridge_toy_cli", count_steps=True))
+    try:
+        args = ["train", "--env", "pettingzoo:mpe2.simple_spread_v3", "--algo", "bridge_toy_cli"]
+        assert main([*args, "--steps", "64", "--quiet", "--out", str(tmp_path)]) == 0
+        rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+        assert [r["env_steps"] for r in rows] == [32, 64]
+        assert all(r["mean_step"] > 1 for r in rows)  # the carry counted steps
+        capsys.readouterr()
+        assert main(["evaluate", str(tmp_path), "--episodes", "2"]) == 0
+        out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert out["episodes"] == 2 and np.isfinite(out["episode_return"])
+    finally:
+        unregister("bridge_toy_cli")
 
 
 def test_heterogeneous_agents_cannot_share_but_train_independently(tmp_path: Path, capsys) -> None:
