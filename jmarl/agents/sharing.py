@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from jmarl.env.base import EnvSpec
+from jmarl.nn.cross_agent import CrossAgentNetwork
 from jmarl.nn.network import Network
 from jmarl.types import Array, Params, PRNGKey, PyTree
 
@@ -189,6 +190,23 @@ def share(net: Network, mapping: PolicyMapping) -> Network:
         return jax.tree.map(lambda *ys: jnp.concatenate(ys, axis=0)[order], *outs)
 
     return Network(init, apply)
+
+
+def share_cross_agent(net: CrossAgentNetwork, mapping: PolicyMapping) -> Network:
+    """Lifts a cross-agent network (:mod:`jmarl.nn.cross_agent`) to all agents of ``mapping``.
+
+    ``init`` as :func:`share` gives; ``apply(params, x [N, ...]) -> out [N, ...]`` runs every
+    agent's torso (with its policy's parameters), then every agent's mixer and head with the
+    features of all agents of the env as context, passed whole (not copied per agent).
+    """
+    torso = share(Network(net.init, net.features), mapping)
+
+    def apply(params: tuple[Params, ...], x: PyTree) -> PyTree:
+        feats = torso.apply(params, x)
+        mixed = share(Network(net.init, lambda p, h: net.mix(p, h, feats)), mapping)
+        return mixed.apply(params, feats)
+
+    return Network(torso.init, apply)
 
 
 def agent_one_hot(num_agents: int) -> Array:

@@ -132,7 +132,7 @@ def action_prediction(
         mlp = MLP(tuple(hidden), (n - 1) * a, "relu", out_scale=0.01)
         one = Network(
             lambda k: mlp.init(k, example),
-            lambda p, obs: mlp.apply(p, flatten_obs(obs)).reshape(n - 1, a),
+            lambda p, obs: jnp.reshape(_apply(mlp, p, flatten_obs(obs)), (n - 1, a)),
         )
         net = share(one, mapping)
         others = jnp.asarray(other_agents(n))
@@ -153,3 +153,9 @@ def action_prediction(
         return AuxiliaryLoss(name, net.init, loss, weight, per_policy=True)
 
     return build
+
+
+def _apply(module: Any, params: Params, x: Array) -> Array:
+    """``module.apply`` typed as returning one array (Flax's stub allows a tuple)."""
+    out: Array = module.apply(params, x)
+    return out

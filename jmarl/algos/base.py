@@ -37,7 +37,7 @@ class ActOutput(NamedTuple):
     """
 
     action: PyTree
-    extras: dict[str, Array]
+    extras: dict[str, PyTree]
     carry: Carry
 
 
@@ -57,7 +57,7 @@ class Transition(NamedTuple):
     discount: Array
     alive: Array
     action_mask: Array | None
-    extras: dict[str, Array]
+    extras: dict[str, PyTree]
 
 
 class EpisodeStats(NamedTuple):

@@ -149,6 +149,39 @@ def _network(
     return Network(init, apply)
 
 
+class Torso(nn.Module):
+    """One ``Dense(width)`` layer with its activation."""
+
+    width: int
+    activation: str = "tanh"
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        dense = nn.Dense(self.width, kernel_init=orthogonal(np.sqrt(2.0)))
+        out: Array = _ACTIVATIONS[self.activation](dense(x))
+        return out
+
+
+def make_torso(
+    example_input: PyTree,
+    width: int,
+    activation: str = "tanh",
+    input_space: Space | None = None,
+    encoder: EncoderConfig | None = None,
+) -> Network:
+    """One agent's input -> features ``f32[width]`` (the first layer of a cross-agent network,
+    :mod:`jmarl.nn.cross_agent`); ``input_space``/``encoder`` as in :func:`make_actor`."""
+    return _network(Torso(width, activation), example_input, input_space, encoder)
+
+
+def make_head(
+    in_features: int, hidden: Sequence[int], out_dim: int, activation: str, out_scale: float
+) -> Network:
+    """Features ``f32[in_features]`` -> ``f32[out_dim]`` through ``hidden`` layers."""
+    mlp = MLP(tuple(hidden), out_dim, activation, out_scale)
+    return Network(lambda k: mlp.init(k, jnp.zeros((in_features,))), mlp.apply)
+
+
 def make_actor(
     example_obs: PyTree,
     param_size: int,

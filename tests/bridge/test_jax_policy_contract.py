@@ -272,3 +272,27 @@ def test_the_bridge_uses_only_the_algorithm_contract() -> None:
 @pytest.mark.parametrize("count_steps", [False, True])
 def test_the_toy_algorithm_is_itself_a_conformant_algorithm(count_steps: bool) -> None:
     check_algorithm(toy_algorithm("conformance_toy", count_steps=count_steps), sharing="custom")
+
+
+# --- recurrent PPO through the bridge --------------------------------------------------------
+
+
+def test_recurrent_mappo_replays_the_collectors_sequences_at_ratio_one() -> None:
+    # the Collector stores each step's carry and restart flags as extras; the update replays
+    # every env's sequence from them. At lr 1e-9 any KL means acting and replay disagree on
+    # the carry (a restart missed or misplaced at the 5-step episode boundaries)
+    cfg = jmarl.PPOConfig(
+        num_minibatches=2,
+        num_epochs=2,
+        hidden_sizes=(8,),
+        recurrent=True,
+        gru_size=8,
+        lr=1e-9,
+    )
+    policy = JaxPolicy.from_env(make_env(), config=cfg, algorithm="mappo", seed=1)
+    algo = JaxOnPolicyAlgorithm(policy=policy, seed=1)
+    col = collector(algo, envs=2, size=24)
+    col.collect(n_step=24)
+    with policy_within_training_step(policy):
+        stats = algo.update(col.buffer, batch_size=None, repeat=1)
+    assert stats.approx_kl < 1e-7 and stats.clip_fraction == 0.0

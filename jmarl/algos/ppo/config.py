@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from jmarl.nn.cross_agent import MIXERS
+
 
 @dataclass(frozen=True)
 class PPOConfig:
@@ -39,6 +41,11 @@ class PPOConfig:
         steps of an episode, reset at its start); updates replay whole rollouts as sequences,
         and minibatches split the envs (``num_envs`` must be divisible by ``num_minibatches``).
     :param gru_size: the GRU's width when ``recurrent``.
+    :param critic_mixing: ``none``, or a cross-agent layer in the critic
+        (:mod:`jmarl.nn.cross_agent`): ``mean`` or ``attention`` over the first-layer features
+        of every agent of the env. The critic then sees all agents without a fixed-size
+        global state and stays permutation-equivariant for a shared policy; actors still see
+        only their own observation. Feed-forward only.
     """
 
     num_envs: int = 64
@@ -64,6 +71,7 @@ class PPOConfig:
     cnn_channels: tuple[int, ...] = (16, 32)
     recurrent: bool = False
     gru_size: int = 64
+    critic_mixing: str = "none"
 
     def __post_init__(self) -> None:
         positive = ("num_envs", "rollout_length", "num_epochs", "num_minibatches")
@@ -80,6 +88,12 @@ class PPOConfig:
                 f"recurrent PPO splits minibatches over envs: num_envs ({self.num_envs}) must "
                 f"be divisible by num_minibatches ({self.num_minibatches})"
             )
+        if self.critic_mixing not in ("none", *MIXERS):
+            raise ValueError(
+                f"unknown critic_mixing {self.critic_mixing!r}; expected none, {', '.join(MIXERS)}"
+            )
+        if self.critic_mixing != "none" and self.recurrent:
+            raise ValueError("critic_mixing is feed-forward only: not with recurrent=True")
         if self.gru_size < 1:
             raise ValueError(f"PPOConfig.gru_size must be >= 1, got {self.gru_size}")
         if not 0.0 <= self.gamma <= 1.0 or not 0.0 <= self.gae_lambda <= 1.0:

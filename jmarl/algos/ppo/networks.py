@@ -19,14 +19,15 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jmarl.agents.sharing import PolicyMapping, agent_one_hot, share
+from jmarl.agents.sharing import PolicyMapping, agent_one_hot, share, share_cross_agent
 from jmarl.algos.ppo.config import PPOConfig
 from jmarl.env import spaces
 from jmarl.env.base import EnvSpec
+from jmarl.nn.cross_agent import make_cross_agent
 from jmarl.nn.distributions import ActionDistribution, make_action_distribution
 from jmarl.nn.encoders import EncoderConfig, needs_encoder
 from jmarl.nn.network import Network
-from jmarl.nn.networks import make_actor, make_critic
+from jmarl.nn.networks import make_actor, make_critic, make_head, make_torso
 from jmarl.types import Array, Params, PRNGKey, PyTree
 
 
@@ -98,6 +99,26 @@ def encoder_config(cfg: PPOConfig) -> EncoderConfig:
     return EncoderConfig(cfg.encoder_features, cfg.embed_dim, cfg.cnn_channels, cfg.activation)
 
 
+def _mixed_critic(spec: EnvSpec, cfg: PPOConfig, mapping: PolicyMapping) -> Network:
+    """The critic of ``critic_mixing``: each agent's torso features mixed with every agent's
+    (:mod:`jmarl.nn.cross_agent`), then its head; lifted to all agents."""
+    n, width = spec.num_agents, cfg.hidden_sizes[0]
+    obs = spaces.zeros(spec.observation_space, (n,))
+    state = jnp.zeros(spec.state_space.shape, jnp.float32)
+    example = jax.tree.map(lambda a: a[0], critic_inputs(obs, state, cfg, n))
+    encode = needs_encoder(spec.observation_space)
+    torso = make_torso(
+        example,
+        width,
+        cfg.activation,
+        input_space=critic_input_space(spec, cfg) if encode else None,
+        encoder=encoder_config(cfg) if encode else None,
+    )
+    head = make_head(width, cfg.hidden_sizes[1:], 1, cfg.activation, out_scale=1.0)
+    net = share_cross_agent(make_cross_agent(torso, head, cfg.critic_mixing, width, n), mapping)
+    return Network(net.init, lambda p, x: net.apply(p, x)[..., 0])
+
+
 def _networks(spec: EnvSpec, cfg: PPOConfig, param_size: int) -> tuple[Network, Network]:
     """One agent's actor and critic (behind an encoder when the observation needs one)."""
     n = spec.num_agents
@@ -138,6 +159,8 @@ def make_actor_critic(spec: EnvSpec, mapping: PolicyMapping, cfg: PPOConfig) -> 
     dist = make_action_distribution(spec.action_space)
     actor, critic = _networks(spec, cfg, dist.param_size)
     actor_n, critic_n = share(actor, mapping), share(critic, mapping)
+    if cfg.critic_mixing != "none":
+        critic_n = _mixed_critic(spec, cfg, mapping)
 
     def init(key: PRNGKey) -> ActorCriticParams:
         ka, kc = jax.random.split(key)

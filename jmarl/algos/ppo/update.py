@@ -43,9 +43,9 @@ def _select(
 ) -> Any:
     """Actor, critic and the ``per_policy`` auxiliary sets block by block by ``flags``; the
     other auxiliary sets from ``new``."""
-    aux = new.aux
-    if aux is not None and per_policy:
-        pick = lambda k, v: where_blocks(flags, v, old.aux[k]) if k in per_policy else v
+    aux, old_aux = new.aux, old.aux
+    if aux is not None and old_aux is not None and per_policy:
+        pick = lambda k, v: where_blocks(flags, v, old_aux[k]) if k in per_policy else v
         aux = {k: pick(k, v) for k, v in aux.items()}
     return ActorCriticParams(
         where_blocks(flags, new.actor, old.actor), where_blocks(flags, new.critic, old.critic), aux
