@@ -47,13 +47,25 @@ def parse_args() -> argparse.Namespace:
 
 
 def import_baseline(src: str) -> types.ModuleType:
-    """``ippo_ff_mpe`` from ``src/baselines/IPPO`` with ``wandb`` stubbed; stdout kept clean."""
+    """``ippo_ff_mpe`` from ``src/baselines/IPPO`` with ``wandb`` stubbed.
+
+    JaxMARL prints on import (and a library on the way resets ``sys.stdout``): descriptor 1
+    is pointed at stderr while importing, so stdout carries only our JSON.
+    """
     stub = types.ModuleType("wandb", "stand-in: the benchmark logs nothing")
     stub.log = lambda *args, **kwargs: None  # type: ignore[attr-defined]
     sys.modules["wandb"] = stub
     sys.path[:0] = [src, os.path.join(src, "baselines", "IPPO")]
-    import ippo_ff_mpe
-
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        import ippo_ff_mpe
+        import jaxmarl  # noqa: F401  (its environments print once, here)
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
     return ippo_ff_mpe
 
 
@@ -79,7 +91,7 @@ def run_program(program: dict[str, Any], seed: int) -> dict[str, Any]:
     return {"run_s": run_s, "returns": [float(x) / program["num_agents"] for x in logged]}
 
 
-def serve(baseline: types.ModuleType, reply_to: Any) -> None:
+def serve(baseline: types.ModuleType) -> None:
     """Answers requests from stdin until ``quit`` or end of input."""
     programs: dict[str, dict[str, Any]] = {}
     for line in sys.stdin:
@@ -91,16 +103,11 @@ def serve(baseline: types.ModuleType, reply_to: Any) -> None:
             reply = programs[request["name"]]["reply"]
         else:
             reply = run_program(programs[request["name"]], request["seed"])
-        print(json.dumps(reply), file=reply_to, flush=True)
+        print(json.dumps(reply), flush=True)
 
 
 def main() -> None:
     args = parse_args()
-    # JaxMARL prints on import (and a library on the way resets sys.stdout): the replies get
-    # a copy of the stdout descriptor, and descriptor 1 itself becomes stderr.
-    sys.stdout.flush()
-    reply_to = os.fdopen(os.dup(1), "w")
-    os.dup2(2, 1)
     baseline = import_baseline(os.path.abspath(args.jaxmarl_src))
     import jaxmarl
 
@@ -110,8 +117,8 @@ def main() -> None:
         "jaxmarl_version": getattr(jaxmarl, "__version__", None),
         "baseline_file": os.path.relpath(baseline.__file__, os.path.abspath(args.jaxmarl_src)),
     }
-    print(json.dumps(ready), file=reply_to, flush=True)
-    serve(baseline, reply_to)
+    print(json.dumps(ready), flush=True)
+    serve(baseline)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ Run (about 6 minutes on 2 CPU cores, plus about 5 with JaxMARL; ``--quick`` chec
 in under a minute)::
 
     JAX_PLATFORMS=cpu .venv/bin/python benchmarks/train_throughput.py > train_throughput.json
-    PYTHONPATH=. JAX_PLATFORMS=cpu .venv/bin/python benchmarks/train_throughput.py --jaxmarl-only \
+    JAX_PLATFORMS=cpu .venv/bin/python benchmarks/train_throughput.py --jaxmarl-only \
         --jaxmarl-python /work/jaxmarl-venv/bin/python --jaxmarl-src /work/jaxmarl-src
 """
 
@@ -30,10 +30,13 @@ import json
 import math
 import os
 import subprocess
+import sys
 import time
 import warnings
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's jmarl first
 
 import jax
 import numpy as np
