@@ -99,8 +99,8 @@ def train_run(cfg: RunConfig, out_dir: Path, progress: Progress | None = None) -
     """Trains ``cfg`` writing ``config.json``, ``metrics.jsonl``, ``returns.png`` and a
     checkpoint into ``out_dir``; returns a summary dict.
 
-    :param progress: called once before compiling with ``(0, {})``, then after each chunk
-        with (env steps done, last metrics row).
+    :param progress: called with ``(0, {})`` before compiling (and again once the run folder
+        is written), then after each chunk with (env steps done, last metrics row).
     :raises TrainingError: on a non-finite loss or parameters (checkpoint left intact).
     :raises ResourceError: the program cannot fit in memory (nothing written).
     """
