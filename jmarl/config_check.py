@@ -21,10 +21,13 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
+import numbers
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
+
+import numpy as np
 
 INT32_MAX = 2**31 - 1
 SEED_MAX = 2**32 - 1  # jax.random.key(seed) keeps seed mod 2**32: larger seeds alias smaller ones
@@ -90,16 +93,16 @@ def _coerce(tp: Any, value: Any) -> Any:
         if value is None:
             return None
         raise _Mismatch
-    if tp is bool:  # JSON true/false only: "false", 0 and 1 are refused
-        if isinstance(value, bool):
-            return value
+    if tp is bool:  # JSON true/false (or numpy bools) only: "false", 0 and 1 are refused
+        if isinstance(value, (bool, np.bool_)):
+            return bool(value)
         raise _Mismatch
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
+    if tp is int:  # numpy integers too (as Python ints); bools are not ints here
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            return int(value)
         raise _Mismatch
     if tp is float:  # an int is a float (JSON writes 1e-3 and 1 alike); a bool is not
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
             return float(value)
         raise _Mismatch
     if tp is str:

@@ -223,8 +223,11 @@ def test_env_kwargs_of_a_jax_env_reach_its_factory() -> None:
     ("tp", "value", "expected"),
     [
         (bool, True, True),
+        (bool, np.bool_(False), False),
         (int, 3, 3),
         (float, 3, 3.0),
+        (int, np.int64(4), 4),
+        (float, np.float32(0.5), 0.5),
         (tuple[int, ...], [1, 2], (1, 2)),
         (int | None, None, None),
         (dict[str, list[str]], {"a": ["x"]}, {"a": ["x"]}),
@@ -237,7 +240,8 @@ def test_check_value_accepts_and_normalises(tp: Any, value: Any, expected: Any) 
 
 @pytest.mark.parametrize(
     ("tp", "value"),
-    [(bool, 0), (bool, "true"), (int, True), (int, 2.0), (float, True), (float, math.nan),
+    [(bool, 0), (bool, "true"), (int, True), (int, np.bool_(True)), (float, np.bool_(False)),
+     (int, 2.0), (float, True), (float, math.nan),
      (float, math.inf), (tuple[int, ...], "12"), (tuple[int, ...], [1.5]), (str, None)],
 )  # fmt: skip
 def test_check_value_refuses(tp: Any, value: Any) -> None:
