@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,20 +21,19 @@ from jmarl.agents.sharing import make_policy_mapping
 from jmarl.algos.base import Trainer, TrainerState
 from jmarl.env.base import Env
 from jmarl.env.registry import make
-from jmarl.eval.evaluate import make_evaluate
+from jmarl.eval.evaluate import EVAL_CHUNK, evaluate_in_chunks, make_evaluate
 from jmarl.run.checkpoint import load_checkpoint
-from jmarl.run.config import RunConfig, from_dict
+from jmarl.run.config import ENV_ARGUMENTS, RunConfig, from_dict
 from jmarl.run.recorder import Progress, RunRecorder
+from jmarl.run.resources import check_fits, program_bytes, tree_bytes
 
 
 def build_env(cfg: RunConfig) -> Env:
-    """The JAX env named by ``cfg``."""
-    return make(
-        cfg.env,
-        num_agents=cfg.agents,
-        max_steps=cfg.episode_length,
-        continuous_actions=cfg.continuous_actions,
-    )
+    """The JAX env named by ``cfg``: its env settings (those the factory takes, see
+    :data:`~jmarl.run.config.ENV_ARGUMENTS`) and ``env_kwargs``."""
+    settings = {arg: getattr(cfg, name) for name, arg in ENV_ARGUMENTS.items()}
+    kwargs = {arg: v for arg, v in settings.items() if v is not None}
+    return make(cfg.env, **kwargs, **(cfg.env_kwargs or {}))
 
 
 def build_mapping_fn(cfg: RunConfig) -> Callable[[str], str] | None:
@@ -60,36 +60,65 @@ def chunk_length(num_updates: int, log_every: int) -> int:
     """Updates per compiled chunk: ``log_every`` or about 50 chunks, dividing ``num_updates``."""
     target = log_every if log_every > 0 else max(1, math.ceil(num_updates / 50))
     target = min(target, num_updates)
-    return max(d for d in range(1, target + 1) if num_updates % d == 0)
+    small = [d for d in range(1, math.isqrt(num_updates) + 1) if num_updates % d == 0]
+    divisors = small + [num_updates // d for d in small]  # O(sqrt(n)), not O(n): no hang
+    return max(d for d in divisors if d <= target)
 
 
-def _compile_chunk(trainer: Trainer, k: int, runner: TrainerState) -> Callable:
+def with_env_steps(metrics: dict[str, Any], steps_per_update: int) -> dict[str, Any]:
+    """``metrics`` (on the host) with ``env_steps`` computed exactly from the int32 ``update``
+    counter: in int64, where the compiled program's int32 would wrap past 2**31."""
+    metrics = jax.device_get(metrics)
+    return {**metrics, "env_steps": np.asarray(metrics["update"], np.int64) * steps_per_update}
+
+
+def _compile_chunk(trainer: Trainer, k: int, runner: Any) -> Callable:
+    """``runner``: the state ``[seeds, ...]`` or only its shapes (``jax.eval_shape``)."""
+
     def chunk(r: TrainerState) -> tuple[TrainerState, dict]:
         return jax.lax.scan(lambda c, _: trainer.step(c), r, None, length=k)
 
     return jax.jit(jax.vmap(chunk), donate_argnums=0).lower(runner).compile()
 
 
+def compile_training(trainer: Trainer, k: int, keys: jax.Array) -> Callable:
+    """The compiled chunk of ``k`` updates for the seeds' ``keys``, compiled from shapes only
+    after checking that the training state fits; then XLA's memory analysis of the program
+    must fit too.
+
+    :raises ResourceError: naming the estimate and the flags to lower; nothing was allocated.
+    """
+    state = jax.eval_shape(jax.vmap(trainer.init), keys)
+    check_fits(2 * tree_bytes(state), "the training state (--seeds x --num-envs envs)")
+    chunk = _compile_chunk(trainer, k, state)
+    check_fits(program_bytes(chunk), f"training ({k} updates per compiled chunk)")
+    return chunk
+
+
 def train_run(cfg: RunConfig, out_dir: Path, progress: Progress | None = None) -> dict[str, Any]:
     """Trains ``cfg`` writing ``config.json``, ``metrics.jsonl``, ``returns.png`` and a
     checkpoint into ``out_dir``; returns a summary dict.
 
-    :param progress: called once before compiling with ``(0, {})``, then after each chunk
-        with (env steps done, last metrics row).
+    :param progress: called with ``(0, {})`` before compiling (and again once the run folder
+        is written), then after each chunk with (env steps done, last metrics row).
     :raises TrainingError: on a non-finite loss or parameters (checkpoint left intact).
+    :raises ResourceError: the program cannot fit in memory (nothing written).
     """
     env = build_env(cfg)
     trainer = build_trainer(cfg, env)
-    recorder = RunRecorder(cfg, out_dir, progress)
-    recorder.started()
+    t_start = time.perf_counter()
+    if progress is not None:
+        progress(0, {})  # compiling
     keys = jax.random.split(jax.random.key(cfg.seed), cfg.seeds)
-    runner = jax.jit(jax.vmap(trainer.init))(keys)
     k = chunk_length(trainer.num_updates, cfg.log_every)
-    chunk = _compile_chunk(trainer, k, runner)
+    chunk = compile_training(trainer, k, keys)  # before anything is written
+    recorder = RunRecorder(cfg, out_dir, progress, started_at=t_start)
+    recorder.started()
+    runner = jax.jit(jax.vmap(trainer.init))(keys)
     recorder.compiled()
     for _ in range(trainer.num_updates // k):
         runner, metrics = chunk(runner)
-        recorder.record(metrics, runner.learner)
+        recorder.record(with_env_steps(metrics, trainer.steps_per_update), runner.learner)
     return recorder.finish()
 
 
@@ -107,11 +136,10 @@ def evaluate_run(
     template = jax.eval_shape(jax.vmap(trainer.init_learner), keys)
     template = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), template)
     learner, meta = load_checkpoint(Path(out_dir), template)
-    evaluate = make_evaluate(env, trainer, episodes, deterministic)
+    size = min(episodes, EVAL_CHUNK)  # memory bounded by the chunk, not by --episodes
+    evaluate = jax.jit(jax.vmap(make_evaluate(env, trainer, size, deterministic), (0, None)))
     params = jax.vmap(trainer.acting_params)(learner)
-    res = jax.device_get(
-        jax.jit(jax.vmap(evaluate, in_axes=(0, None)))(params, jax.random.key(seed))
-    )
+    res = evaluate_in_chunks(lambda k: evaluate(params, k), episodes, size, jax.random.key(seed))
     out: dict[str, Any] = {
         "episode_return": float(np.mean(res.returns)),
         "episode_return_std": float(np.std(res.returns)),

@@ -82,13 +82,21 @@ class RunRecorder:
     """Writes one run's folder: ``config.json`` on creation, then per chunk of updates
     ``metrics.jsonl`` rows and ``checkpoint.msgpack``; ``returns.png`` at the end."""
 
-    def __init__(self, cfg: RunConfig, out_dir: Path, progress: Progress | None = None):
+    def __init__(
+        self,
+        cfg: RunConfig,
+        out_dir: Path,
+        progress: Progress | None = None,
+        started_at: float | None = None,
+    ):
+        """:param started_at: ``time.perf_counter()`` when the run started (default: now),
+        if the driver compiled before creating the recorder."""
         out_dir.mkdir(parents=True, exist_ok=True)
         self.cfg = cfg if cfg.out == str(out_dir) else replace(cfg, out=str(out_dir))
         self.out_dir = out_dir
         self.progress = progress
         self.rows: list[dict[str, Any]] = []
-        self.t_start = time.perf_counter()
+        self.t_start = time.perf_counter() if started_at is None else started_at
         self.t_prev = 0.0
         self.compile_s = 0.0
         (out_dir / "config.json").write_text(json.dumps(to_dict(self.cfg), indent=2) + "\n")

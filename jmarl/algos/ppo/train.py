@@ -5,8 +5,8 @@
 >>> cfg = jmarl.PPOConfig(num_envs=2, rollout_length=5, num_minibatches=1, num_epochs=1)
 >>> trainer = jmarl.make_ppo(env, cfg, total_steps=20)
 >>> out = jax.jit(trainer.train)(jax.random.key(0))
->>> out.metrics["env_steps"].shape
-(2,)
+>>> out.metrics["update"].tolist()  # env steps: update * trainer.steps_per_update
+[1, 2]
 
 ``jax.jit(jax.vmap(trainer.train))(keys)`` trains one seed per key in one program.
 """
