@@ -17,7 +17,7 @@ from pettingzoo.utils.conversions import (
 )
 from pettingzoo.utils.wrappers import OrderEnforcingWrapper
 
-from bridge.pettingzoo_env import CycleParallelEnv, EnhancedPettingZooEnv
+from bridge.pettingzoo import CycleParallelEnv, EnhancedPettingZooEnv
 
 # --- env factories (module level so that SubprocVectorEnv's spawned workers can import them) --
 
@@ -589,7 +589,7 @@ class AbruptEndAEC(pettingzoo.AECEnv):
 
 
 def test_aec_rewards_pending_when_all_agents_leave_reach_the_last_row() -> None:
-    env = EnhancedPettingZooEnv(AbruptEndAEC(), mode="aec")
+    env = EnhancedPettingZooEnv(AbruptEndAEC(), mode="aec", agent_id="index")
     rows = run_aec(env, [0] * 5, seed=0)
     assert [row["obs"]["agent_id"] for row in rows] == [0, 1, 0, 1, 0]
     # each row carries the mover's rewards since its previous action, e.g. a's second row:
@@ -644,7 +644,7 @@ def test_aec_connect_four_masks_and_returns() -> None:
 
 
 def test_aec_heterogeneous_speaker_listener() -> None:
-    env = EnhancedPettingZooEnv(simple_speaker_listener_v4.env(max_cycles=3))
+    env = EnhancedPettingZooEnv(simple_speaker_listener_v4.env(max_cycles=3), agent_id="index")
     assert env.observation_space["obs"].shape == (11,)
     assert env.action_space == spaces.Discrete(5)
     rng = np.random.default_rng(0)
@@ -664,7 +664,9 @@ def test_aec_heterogeneous_speaker_listener() -> None:
 
 
 def test_aec_continuous_actions() -> None:
-    env = EnhancedPettingZooEnv(simple_speaker_listener_v4.env(continuous_actions=True))
+    env = EnhancedPettingZooEnv(
+        simple_speaker_listener_v4.env(continuous_actions=True), agent_id="index"
+    )
     obs, _ = env.reset(seed=0)
     assert env.action_space == spaces.Box(0.0, 1.0, (5,), np.float32)
     assert obs["mask"].tolist() == [True]  # placeholder: no action mask for Box actions
@@ -687,7 +689,7 @@ def test_aec_pistonball_each_piston_rows_carry_its_own_reward() -> None:
         ref.step(None if term or trunc else actions[t])
     assert len(expected) == turns
 
-    env = EnhancedPettingZooEnv(pistonball("aec"))
+    env = EnhancedPettingZooEnv(pistonball("aec"), agent_id="index")
     rows = run_aec(env, list(actions), seed=2)
     assert len(rows) == turns
     for row, (agent, cum_reward, done) in zip(rows, expected):
@@ -703,7 +705,7 @@ def test_aec_pistonball_each_piston_rows_carry_its_own_reward() -> None:
 
 
 def test_aec_dead_agents_get_one_final_row_each() -> None:
-    env = EnhancedPettingZooEnv(kaz(), mode="aec")
+    env = EnhancedPettingZooEnv(kaz(), mode="aec", agent_id="index")
     rng = np.random.default_rng(0)
     obs, _ = env.reset(seed=0)
     ids, finals = [], []
@@ -898,7 +900,8 @@ def test_policy_observation_space_is_each_agents_own_entry() -> None:
     ],
 )
 def test_blank_entries_are_the_value_nearest_zero_inside_the_space(own: Any, blank: Any) -> None:
-    from bridge.pettingzoo_env import _blank_tree, _stacked_space
+    from bridge.pettingzoo.layout import blank_tree as _blank_tree
+    from bridge.pettingzoo.layout import stacked_space as _stacked_space
 
     stacked = _stacked_space(own, 2)
     got = _blank_tree(stacked, own)
