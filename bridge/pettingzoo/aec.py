@@ -14,9 +14,6 @@ from bridge.pettingzoo.env import EnhancedPettingZooEnv, type_name
 __all__ = ["EnhancedAECEnv"]
 
 
-AGENT_ID_FORMS = ("name", "index")
-
-
 def _register_as_tianshou_env() -> None:
     """Makes ``isinstance(env, tianshou.env.PettingZooEnv)`` hold for :class:`EnhancedAECEnv`
     (a virtual subclass of Tianshou's ABC: nothing of its AEC machinery is inherited)."""
@@ -47,24 +44,8 @@ class EnhancedAECEnv(EnhancedPettingZooEnv):
 
     mode = "aec"
 
-    def __init__(
-        self,
-        env: Any,
-        mode: str = "auto",
-        *,
-        include_state: bool = True,
-        dict_observations: str = "keep",
-        agent_id: str = "index",
-    ) -> None:
-        if agent_id not in AGENT_ID_FORMS:
-            raise ValueError(f"agent_id must be one of {AGENT_ID_FORMS}, got {agent_id!r}")
-        self.agent_id_form = agent_id
-        super().__init__(
-            env, mode, include_state=include_state, dict_observations=dict_observations
-        )
-        _register_as_tianshou_env()
-
     def _init_spaces(self, include_state: bool) -> None:
+        _register_as_tianshou_env()
         layout = self._layout
         width = self.padded_action_space.n if layout.discrete else 1
         if self.agent_id_form == "index":

@@ -112,9 +112,10 @@ from pettingzoo.utils.conversions import (
 from bridge.pettingzoo.cycle import CycleParallelEnv
 from bridge.pettingzoo.layout import PaddedLayout
 
-__all__ = ["MODES", "EnhancedPettingZooEnv"]
+__all__ = ["AGENT_ID_FORMS", "MODES", "EnhancedPettingZooEnv"]
 
 MODES = ("auto", "aec", "parallel")
+AGENT_ID_FORMS = ("name", "index")
 
 
 def type_name(obj: Any) -> str:
@@ -192,6 +193,8 @@ class EnhancedPettingZooEnv(gymnasium.Env):
     :param include_state: parallel mode only: put the env's global state in the observation
         where the env has one (default). ``False`` skips ``env.state()`` on every step -- on
         mpe2 it observes every agent once more -- for policies that never read it (DQN, IPPO).
+    :param agent_id: AEC mode only: ``"name"`` (default, Tianshou's) or ``"index"``; see
+        :class:`~bridge.pettingzoo.aec.EnhancedAECEnv`.
 
     Attributes: ``env`` (the PettingZoo env driven, after any conversion), ``mode``, ``agents``
     (``possible_agents``, the agent axis), ``num_agents``, ``agent_idx`` (agent -> index),
@@ -219,11 +222,15 @@ class EnhancedPettingZooEnv(gymnasium.Env):
         *,
         include_state: bool = True,
         dict_observations: str = "keep",
+        agent_id: str = "name",
     ) -> None:
         if dict_observations not in ("keep", "flatten"):
             raise ValueError(
                 f"dict_observations must be 'keep' or 'flatten', got {dict_observations!r}"
             )
+        if agent_id not in AGENT_ID_FORMS:
+            raise ValueError(f"agent_id must be one of {AGENT_ID_FORMS}, got {agent_id!r}")
+        self.agent_id_form = agent_id
         if mode not in ("auto", self.mode):
             resolve_mode(env, mode)  # a bad mode or env raises its own error first
             raise ValueError(f"{type(self).__name__} steps in mode {self.mode!r}, not {mode!r}")

@@ -22,25 +22,12 @@ class EnhancedParallelEnv(EnhancedPettingZooEnv):
 
     mode = "parallel"
 
-    def __init__(
-        self,
-        env: Any,
-        mode: str = "auto",
-        *,
-        include_state: bool = True,
-        dict_observations: str = "keep",
-        agent_id: str = "name",
-    ) -> None:
-        if agent_id != "name":
+    def _init_spaces(self, include_state: bool) -> None:
+        if self.agent_id_form != "name":
             raise ValueError(
                 "agent_id is an AEC-mode option: parallel observations stack every agent "
-                f"(in the order of env.agents) and carry no agent_id; got {agent_id!r}"
+                f"(in the order of env.agents) and carry no agent_id; got {self.agent_id_form!r}"
             )
-        super().__init__(
-            env, mode, include_state=include_state, dict_observations=dict_observations
-        )
-
-    def _init_spaces(self, include_state: bool) -> None:
         self.state_space = self._probe_state() if include_state else None
         self.has_state = self.state_space is not None
         layout, n = self._layout, self.num_agents

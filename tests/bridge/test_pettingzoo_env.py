@@ -284,7 +284,10 @@ def test_unknown_mode_raises_value_error() -> None:
     ids=["spread-parallel", "spread-aec", "speaker-listener-box", "rps", "pistonball-aec"],
 )
 def test_gymnasium_env_checker(make: Any) -> None:
-    check_env(EnhancedPettingZooEnv(make()), skip_render_check=True)
+    env = EnhancedPettingZooEnv(make())
+    if env.mode == "aec":  # Tianshou's observation_space is one agent's, not the row's layout
+        env = EnhancedPettingZooEnv(make(), agent_id="index")
+    check_env(env, skip_render_check=True)
 
 
 # --- parallel mode -------------------------------------------------------------------------------
@@ -520,12 +523,12 @@ def run_aec(env: EnhancedPettingZooEnv, actions: list[Any], seed: int) -> list[d
 
 def test_aec_tictactoe_loser_gets_its_reward_in_its_final_row() -> None:
     env = EnhancedPettingZooEnv(tictactoe())
-    assert env.observation_space["agent_id"] == spaces.Discrete(2)
+    assert env.observation_space == tictactoe().observation_space("player_1")  # Tianshou's
     assert env.action_space == spaces.Discrete(9)
     # player_1 plays 0, 1, 2 (top row wins); player_2 plays 3, 4. The 0s are ignored final turns.
     rows = run_aec(env, [0, 3, 1, 4, 2, 0, 0], seed=0)
     ids = [row["obs"]["agent_id"] for row in rows]
-    assert ids == [0, 1, 0, 1, 0, 1, 0] and all(isinstance(i, int) for i in ids)
+    assert ids == ["player_1", "player_2"] * 3 + ["player_1"]  # Tianshou's agent_id values
     assert rows[0]["obs"]["obs"].shape == (3, 3, 2) and rows[0]["obs"]["mask"].all()
     assert rows[1]["obs"]["mask"].tolist() == [False] + [True] * 8
     for row in rows[:5]:  # moves: nothing was earned before them
@@ -664,6 +667,8 @@ def test_aec_heterogeneous_speaker_listener() -> None:
 
 
 def test_aec_continuous_actions() -> None:
+    tianshou_like = EnhancedPettingZooEnv(simple_speaker_listener_v4.env(continuous_actions=True))
+    assert set(tianshou_like.reset(seed=0)[0]) == {"agent_id", "obs"}  # no mask, as Tianshou's
     env = EnhancedPettingZooEnv(
         simple_speaker_listener_v4.env(continuous_actions=True), agent_id="index"
     )
@@ -773,7 +778,8 @@ def test_tianshou_collector(vector: str, factory: Any) -> None:
     assert buffer.rew.shape[1] == env.num_agents  # (Tianshou stores rewards as float64)
     assert stats.n_collected_episodes > 0
     if env.mode == "aec":
-        assert np.issubdtype(buffer.obs.agent_id.dtype, np.integer)
+        stored = buffer[buffer.sample_indices(0)]
+        assert set(stored.obs.agent_id.tolist()) == set(env.agents)  # Tianshou's names
         assert buffer.obs.mask.shape[1:] == (9,)
         assert np.all(stats.returns.sum(axis=1) == 0)  # zero-sum game: exact per-agent returns
     else:
@@ -835,7 +841,7 @@ def _leaves(tree: Any) -> list:
 
 
 def test_aec_dict_observations_are_the_agents_own_dicts() -> None:
-    env = EnhancedPettingZooEnv(NestedDictEnv(), mode="aec")
+    env = EnhancedPettingZooEnv(NestedDictEnv(), mode="aec", agent_id="index")
     assert env.dict_observations
     obs, _ = env.reset(seed=0)
     assert env.observation_space.contains(obs)
