@@ -4,6 +4,7 @@ observation, reward credit and final rows)."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -58,6 +59,7 @@ class EnhancedAECEnv(EnhancedPettingZooEnv):
             )
         else:
             self.observation_space = self._tianshou_observation_space()
+            self._warn_if_flattened()
         self.action_space = layout.act_space
         self._ids: list[Any] = list(range(self.num_agents))
         if self.agent_id_form == "name":
@@ -80,6 +82,21 @@ class EnhancedAECEnv(EnhancedPettingZooEnv):
             mask = spaces.Box(0, 1, (int(self.padded_action_space.n),), np.int8)
             return spaces.Dict({"observation": layout.obs_space, "action_mask": mask})
         return layout.obs_space
+
+    def _warn_if_flattened(self) -> None:
+        """Names the one observation difference from Tianshou that remains (equal spaces only:
+        Tianshou refuses unequal ones): spaces other than Box and Dict arrive flattened."""
+        layout = self._layout
+        first = layout.obs_spaces[self.agents[0]]
+        same = all(space == first for space in layout.obs_spaces.values())
+        if same and not (layout.obs_raw or layout.obs_tree):
+            warnings.warn(
+                f"EnhancedPettingZooEnv(mode='aec'): observations of {layout.inner_obs[0]} "
+                f"arrive flattened to float32 vectors of shape {layout.obs_space.shape} "
+                "(tianshou.env.PettingZooEnv passes them unchanged)",
+                FutureWarning,
+                stacklevel=4,
+            )
 
     def _reset(
         self, seed: int | None, options: dict[str, Any] | None

@@ -85,6 +85,17 @@ def test_aec_rows_carry_tianshous_agent_id_observation_and_mask() -> None:
     assert reward.tolist() == [0, 0]  # ours credits each player at its own final row
 
 
+def test_observation_spaces_are_tianshous_and_flattening_is_named() -> None:
+    spread = simple_spread_v3.env(N=2, max_cycles=3)  # Box observations: kept as they are
+    ours = EnhancedPettingZooEnv(spread, mode="aec")
+    assert ours.observation_space == PettingZooEnv(simple_spread_v3.env(N=2)).observation_space
+    rps = pettingzoo.make("aec", "classic/rps-v2")  # Discrete(4) observations
+    with pytest.warns(FutureWarning, match=r"Discrete\(4\) arrive flattened .* shape \(4,\)"):
+        ours = EnhancedPettingZooEnv(rps, mode="aec")
+    theirs = PettingZooEnv(pettingzoo.make("aec", "classic/rps-v2"))
+    assert ours.observation_space == theirs.observation_space == spaces.Discrete(4)
+
+
 def test_integer_agent_ids_are_an_option() -> None:
     env = EnhancedPettingZooEnv(tictactoe(), mode="aec", agent_id="index")
     obs, _ = env.reset(seed=0)
@@ -224,8 +235,9 @@ class BoardNet(Net):
 
 
 def test_on_policy_manager_trains_ppo_on_named_aec_rows() -> None:
-    """Tianshou's string ``agent_id`` breaks its own PPO batches; the manager hands its
-    sub-algorithms integer ids, so PPO trains on the default (named) AEC env."""
+    """Tianshou's string ``agent_id`` breaks its own PPO batches (REFERENCE.md); the env sends
+    Tianshou's names, and the manager hands its sub-algorithms integer ids (the option that
+    keeps the fix), in acting and in learning."""
     torch.manual_seed(0)
 
     def ppo() -> PPO:
@@ -238,7 +250,13 @@ def test_on_policy_manager_trains_ppo_on_named_aec_rows() -> None:
         return PPO(policy=policy, critic=critic, optim=AdamOptimizerFactory(lr=1e-3))
 
     env = aec_tictactoe()
-    manager = FlexibleMultiAgentPolicyManager(algorithms=[ppo(), ppo()], env=env)
+    players = [ppo(), ppo()]
+    seen: list[np.ndarray] = []
+    for player in players:  # every batch a sub-policy acts or learns on
+        player.policy.register_forward_pre_hook(
+            lambda m, args: seen.append(np.asarray(args[0].obs.agent_id))
+        )
+    manager = FlexibleMultiAgentPolicyManager(algorithms=players, env=env)
     collector = Collector[CollectStats](
         manager, DummyVectorEnv([aec_tictactoe] * 2), VectorReplayBuffer(200, 2)
     )
@@ -250,6 +268,7 @@ def test_on_policy_manager_trains_ppo_on_named_aec_rows() -> None:
         stats = manager.update(collector.buffer, batch_size=16, repeat=1)
     losses = stats.get_loss_stats_dict()
     assert losses and all(np.isfinite(v) for v in losses.values())
+    assert len(seen) > 2 and all(ids.dtype.kind in "iu" for ids in seen)
 
 
 # --- the command line -----------------------------------------------------------------------------
