@@ -7,7 +7,7 @@
     reset on episode end). Both do the same number of steps; raw and wrapped runs alternate and
     the best of ``--repeats`` gives each rate. Baseline: the raw env.
 (b) Training frames/s (frame = env step, all agents acting once): jmarl MAPPO with a shared
-    policy trained through the bridge (``bridge.pettingzoo_train.train_run`` on
+    policy trained through the bridge (``bridge.pettingzoo.train.train_run`` on
     ``pettingzoo:mpe2.simple_spread_v3``, 8 envs x 25-step rollouts, 4 epochs x 2 minibatches,
     64x64 MLP) vs. BenchMARL 1.5.2 MAPPO on its PettingZoo ``simple_spread`` task (3 agents,
     ``max_cycles`` 25, discrete actions), same frame budget. BenchMARL runs in its own venv as a
@@ -127,7 +127,7 @@ def run_raw(steps: int, seed: int) -> float:
 
 def run_wrapped(steps: int, seed: int) -> float:
     """Seconds for ``steps`` random-policy steps through ``EnhancedPettingZooEnv``."""
-    from bridge.pettingzoo_env import EnhancedPettingZooEnv
+    from bridge.pettingzoo import EnhancedPettingZooEnv
 
     env = EnhancedPettingZooEnv(make_raw_env(), mode="parallel")
     env.action_space.seed(seed)
@@ -182,7 +182,7 @@ def wrapper_overhead(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def jmarl_training(args: argparse.Namespace) -> dict[str, Any]:
-    from bridge.pettingzoo_train import train_run
+    from bridge.pettingzoo.train import train_run
     from jmarl.run.config import from_dict
 
     cfg = from_dict(

@@ -76,9 +76,9 @@ from tianshou.utils.net.common import Net
 from tianshou.utils.torch_utils import policy_within_training_step
 
 import jmarl
-from bridge.jax_policy import JaxPolicy, JaxPPO
-from bridge.pettingzoo_env import CycleParallelEnv, EnhancedPettingZooEnv
-from bridge.tianshou_manager import FlexibleMultiAgentPolicyManager
+from bridge.pettingzoo import CycleParallelEnv, EnhancedPettingZooEnv
+from bridge.tianshou.jax_policy import JaxPolicy, JaxPPO
+from bridge.tianshou.manager import FlexibleMultiAgentPolicyManager
 
 torch.set_num_threads(1)
 # per-agent reward vectors make Tianshou log "only 1D sequences are supported" on every collect

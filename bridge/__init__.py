@@ -1,6 +1,9 @@
 """bridge: jmarl <-> PettingZoo / Tianshou / gymnasium / torch.
 
-The only package of this distribution that imports those libraries. Tianshou-facing names
+The only package of this distribution that imports those libraries. Laid out by what it
+serves: :mod:`bridge.pettingzoo` (env wrappers, their padding layout, conversion, jmarl envs as
+PettingZoo envs, host-stepped training) and :mod:`bridge.tianshou` (the manager, policies,
+buffers, Dict preprocessing). Tianshou-facing names
 (``FlexibleMultiAgentPolicyManager``, ...) are imported on first use, so that ``import bridge``
 does not pay for importing Tianshou.
 """
@@ -10,25 +13,36 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from bridge.convert import from_gymnasium_space, to_gymnasium_space, tree_to_jax, tree_to_numpy
-from bridge.pettingzoo_env import CycleParallelEnv, EnhancedPettingZooEnv
-from bridge.to_pettingzoo import JaxParallelEnv, to_pettingzoo
+from bridge.pettingzoo import (
+    CycleParallelEnv,
+    EnhancedAECEnv,
+    EnhancedParallelEnv,
+    EnhancedPettingZooEnv,
+    JaxParallelEnv,
+    from_gymnasium_space,
+    to_gymnasium_space,
+    to_pettingzoo,
+    tree_to_jax,
+    tree_to_numpy,
+)
 
 _LAZY = {
-    "DictObservationWrapper": "bridge.dict_obs",
-    "DictToTensorPreprocessor": "bridge.dict_obs",
-    "JaxOnPolicyAlgorithm": "bridge.jax_policy",
-    "JaxPPO": "bridge.jax_policy",
-    "JaxPolicy": "bridge.jax_policy",
-    "FlexibleMultiAgentPolicyManager": "bridge.tianshou_manager",
-    "FlexibleMultiAgentOnPolicyManager": "bridge.tianshou_manager",
-    "FlexibleMultiAgentOffPolicyManager": "bridge.tianshou_manager",
+    "DictObservationWrapper": "bridge.tianshou",
+    "DictToTensorPreprocessor": "bridge.tianshou",
+    "JaxOnPolicyAlgorithm": "bridge.tianshou",
+    "JaxPPO": "bridge.tianshou",
+    "JaxPolicy": "bridge.tianshou",
+    "FlexibleMultiAgentPolicyManager": "bridge.tianshou",
+    "FlexibleMultiAgentOnPolicyManager": "bridge.tianshou",
+    "FlexibleMultiAgentOffPolicyManager": "bridge.tianshou",
 }
 
 __all__ = [
     "CycleParallelEnv",
     "DictObservationWrapper",
     "DictToTensorPreprocessor",
+    "EnhancedAECEnv",
+    "EnhancedParallelEnv",
     "EnhancedPettingZooEnv",
     "FlexibleMultiAgentOffPolicyManager",
     "FlexibleMultiAgentOnPolicyManager",

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
-import importlib
 import json
 import sys
 import types
@@ -203,12 +202,10 @@ def _cmd_train(ns: argparse.Namespace) -> int:
 
 
 def _driver(env: str, what: str) -> Any:
-    """``train_run`` / ``evaluate_run`` for ``env``: PettingZoo envs go through ``bridge``."""
-    if env.startswith("pettingzoo:"):
-        module = importlib.import_module("bridge.pettingzoo_train")
-    else:
-        module = importlib.import_module("jmarl.run.driver")
-    return getattr(module, f"{what}_run")
+    """``train_run`` / ``evaluate_run`` for ``env`` (prefixed envs: their registered driver)."""
+    from jmarl.run.drivers import driver_for
+
+    return getattr(driver_for(env), f"{what}_run")
 
 
 def _cmd_evaluate(ns: argparse.Namespace) -> int:
@@ -227,10 +224,12 @@ def _cmd_evaluate(ns: argparse.Namespace) -> int:
 
 def _cmd_envs(ns: argparse.Namespace) -> int:
     from jmarl.env.registry import describe, list_envs
+    from jmarl.run.drivers import list_drivers
 
     for name in list_envs():
         print(f"{name}\t{describe(name)}")
-    print("pettingzoo:<module>\tany PettingZoo env through the bridge (planned)")
+    for prefix, description in list_drivers():
+        print(f"{prefix}<module>\t{description}")
     return 0
 
 

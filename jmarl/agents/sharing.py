@@ -17,9 +17,9 @@ merged into one stacked block).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -123,6 +123,41 @@ def _blocks(mode: str, policy_of_agent: Sequence[str]) -> tuple[Block, ...]:
     return tuple(blocks)
 
 
+def check_shared_spaces(
+    agent_ids: Sequence[Any],
+    policy_of_agent: Sequence[Hashable],
+    observation_spaces: Sequence[Any],
+    action_spaces: Sequence[Any],
+    owners: Sequence[Hashable] | None = None,
+) -> None:
+    """One parameter set may only serve agents whose own spaces are equal.
+
+    The rule both ``jmarl`` and ``bridge``'s Tianshou manager check.
+
+    :param agent_ids: the agents, in order.
+    :param policy_of_agent: each agent's policy id (named in the message).
+    :param observation_spaces: each agent's own observation space (any type with ``==``).
+    :param action_spaces: each agent's own action space.
+    :param owners: what holds each agent's parameters, if not its policy id (the manager: the
+        algorithm object, which several policy ids may share).
+    :raises ValueError: naming the policy, the two agents and their spaces.
+    """
+    keys = policy_of_agent if owners is None else owners
+    first: dict[Hashable, int] = {}
+    for i, key in enumerate(keys):
+        j = first.setdefault(key, i)
+        same = (
+            observation_spaces[i] == observation_spaces[j] and action_spaces[i] == action_spaces[j]
+        )
+        if not same:
+            raise ValueError(
+                f"policy {policy_of_agent[j]!r} is shared by agents {agent_ids[j]!r} and "
+                f"{agent_ids[i]!r}, whose observation/action spaces differ: "
+                f"{observation_spaces[j]}/{action_spaces[j]} vs "
+                f"{observation_spaces[i]}/{action_spaces[i]}"
+            )
+
+
 def make_policy_mapping(
     spec: EnvSpec,
     mode: str = "shared",
@@ -135,20 +170,12 @@ def make_policy_mapping(
         observation or action spaces differ (their parameters could not be shared).
     """
     policy_of_agent = assign_policies(spec.agent_ids, mode, agent_groups, policy_mapping_fn)
-    first: dict[str, int] = {}
-    for i, p in enumerate(policy_of_agent):
-        j = first.setdefault(p, i)
-        same = (
-            spec.agent_observation_spaces[i] == spec.agent_observation_spaces[j]
-            and spec.agent_action_spaces[i] == spec.agent_action_spaces[j]
-        )
-        if not same:
-            raise ValueError(
-                f"policy {p!r} is shared by agents {spec.agent_ids[j]!r} and "
-                f"{spec.agent_ids[i]!r}, whose observation/action spaces differ: "
-                f"{spec.agent_observation_spaces[j]}/{spec.agent_action_spaces[j]} vs "
-                f"{spec.agent_observation_spaces[i]}/{spec.agent_action_spaces[i]}"
-            )
+    check_shared_spaces(
+        spec.agent_ids,
+        policy_of_agent,
+        spec.agent_observation_spaces,
+        spec.agent_action_spaces,
+    )
     return PolicyMapping(
         tuple(spec.agent_ids), tuple(policy_of_agent), _blocks(mode, policy_of_agent)
     )

@@ -106,7 +106,7 @@ class Env(NamedTuple):
 
     ``step_without_reset``, when given, is the same transition without the auto-reset: its
     ``TimeStep`` on the last step of an episode holds the true terminal observation (used by
-    wrappers that must report it, e.g. ``bridge.to_pettingzoo``).
+    wrappers that must report it, e.g. ``bridge.pettingzoo.to_pettingzoo``).
     """
 
     spec: EnvSpec

@@ -19,7 +19,7 @@ One extractor per part, in the order of the space (``Dict`` keys sorted, ``Tuple
 * ``Dict`` / ``Tuple``: their parts, recursively.
 
 The parts' features are concatenated. ``Dict`` entries whose key names a mask (see
-:func:`is_mask_key`; the same rule as ``bridge.dict_obs``) are not encoded and may be left
+:func:`is_mask_key`; the same rule as ``bridge.tianshou.dict_obs``) are not encoded and may be left
 out of the observation: a mask restricts the action distribution, it is not a feature.
 jmarl policies take the action mask from ``TimeStep.action_mask`` only, so an environment
 that shows its mask in the observation (as PettingZoo envs do) must also return it there.
@@ -49,6 +49,7 @@ MIN_IMAGE_SIZE = 8  # height and width of the smallest Box treated as an image
 MAX_IMAGE_CHANNELS = 4
 POOLED_SIZE = 8  # CNN feature maps are average-pooled to at most this height and width
 LARGE_IMAGE_SIZE = 32  # from this size on, the first conv layer also has stride 2
+ACTION_MASK_KEYS = ("mask", "action_mask")  # where a Dict observation may carry the action mask
 
 
 @dataclass(frozen=True)
@@ -90,20 +91,30 @@ def is_mask_key(key: str) -> bool:
     return key == "mask" or key.endswith("_mask")
 
 
+def is_image_shape(shape: tuple[int, ...]) -> bool:
+    """Whether a ``Box`` of ``shape`` is an image: ``(H, W, C)`` with ``1 <= C <= 4`` and
+    ``H, W >= 8`` (the rule of :func:`is_image`, also used by ``bridge``'s torch encoder).
+
+    >>> is_image_shape((8, 8, 3)), is_image_shape((3, 8, 8)), is_image_shape((6, 7, 2))
+    (True, False, False)
+    """
+    if len(shape) != 3:
+        return False
+    h, w, c = shape
+    return 1 <= c <= MAX_IMAGE_CHANNELS and min(h, w) >= MIN_IMAGE_SIZE
+
+
 def is_image(space: Space) -> bool:
     """Whether ``space`` is encoded by the CNN: a channels-last ``Box`` ``(H, W, C)``.
 
-    The rule: three dimensions, ``1 <= C <= 4`` and ``H, W >= 8``. Channels-first images,
-    stacks of more than 4 channels and smaller grids are flattened like any other Box.
-    ``uint8`` images are scaled by ``1/255``; other dtypes are used as they are.
+    The rule (:func:`is_image_shape`): three dimensions, ``1 <= C <= 4`` and ``H, W >= 8``.
+    Channels-first images, stacks of more than 4 channels and smaller grids are flattened like
+    any other Box. ``uint8`` images are scaled by ``1/255``; other dtypes are used as they are.
 
     >>> is_image(Box(0, 255, (8, 8, 3), "uint8")), is_image(Box(0, 1, (3, 8, 8)))
     (True, False)
     """
-    if not isinstance(space, Box) or len(space.shape) != 3:
-        return False
-    h, w, c = space.shape
-    return 1 <= c <= MAX_IMAGE_CHANNELS and min(h, w) >= MIN_IMAGE_SIZE
+    return isinstance(space, Box) and is_image_shape(space.shape)
 
 
 def needs_encoder(space: Space) -> bool:
@@ -351,6 +362,7 @@ __all__ = [
     "SpaceEncoder",
     "check_obs",
     "is_image",
+    "is_image_shape",
     "is_mask_key",
     "make_encoder",
     "needs_encoder",

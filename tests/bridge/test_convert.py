@@ -8,7 +8,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bridge.convert import from_gymnasium_space, to_gymnasium_space, tree_to_jax, tree_to_numpy
+from bridge.pettingzoo.convert import (
+    from_gymnasium_space,
+    to_gymnasium_space,
+    tree_to_jax,
+    tree_to_numpy,
+)
 from jmarl.env import spaces
 
 gs = gymnasium.spaces

@@ -1,4 +1,4 @@
-"""``dict_goal`` (Dict observations with an image) through ``bridge.to_pettingzoo``."""
+"""``dict_goal`` (Dict observations with an image) through ``bridge.pettingzoo.to_pettingzoo``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import gymnasium
 import numpy as np
 
 import jmarl
-from bridge.to_pettingzoo import to_pettingzoo
+from bridge.pettingzoo.to_pettingzoo import to_pettingzoo
 
 with warnings.catch_warnings():
     # pettingzoo.test imports connect_four_v3 the deprecated way on first import.

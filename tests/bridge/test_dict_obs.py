@@ -29,14 +29,14 @@ from tianshou.utils.net.discrete import DiscreteActor, DiscreteCritic
 from tianshou.utils.torch_utils import policy_within_training_step
 from torch import nn
 
-from bridge.dict_obs import (
+from bridge.pettingzoo import EnhancedPettingZooEnv
+from bridge.tianshou.dict_obs import (
     DictObservationWrapper,
     DictToTensorPreprocessor,
     is_image_space,
     is_mask_key,
 )
-from bridge.pettingzoo_env import EnhancedPettingZooEnv
-from bridge.tianshou_manager import FlexibleMultiAgentPolicyManager
+from bridge.tianshou.manager import FlexibleMultiAgentPolicyManager
 
 torch.set_num_threads(1)
 
@@ -541,7 +541,8 @@ def test_dqn_learns_a_task_that_needs_two_dict_entries() -> None:
 
 
 def connect_four() -> EnhancedPettingZooEnv:
-    return EnhancedPettingZooEnv(pettingzoo.make("aec", "classic/connect_four-v3"), mode="aec")
+    env = pettingzoo.make("aec", "classic/connect_four-v3")
+    return EnhancedPettingZooEnv(env, mode="aec", agent_id="index")
 
 
 def test_connect_four_shared_dqn_collects_and_updates_through_the_wrapper() -> None:

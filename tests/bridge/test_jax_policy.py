@@ -28,8 +28,9 @@ from tianshou.trainer import OnPolicyTrainer, OnPolicyTrainerParams
 from tianshou.utils.torch_utils import policy_within_training_step
 
 import jmarl
-from bridge import jax_policy
-from bridge.jax_policy import (
+from bridge.pettingzoo import EnhancedPettingZooEnv
+from bridge.tianshou import jax_policy
+from bridge.tianshou.jax_policy import (
     ALIGNMENT,
     JaxPolicy,
     JaxPPO,
@@ -39,7 +40,6 @@ from bridge.jax_policy import (
     to_jax,
     to_torch,
 )
-from bridge.pettingzoo_env import EnhancedPettingZooEnv
 from jmarl.algos.base import Transition
 from jmarl.algos.ppo.networks import make_actor_critic
 from jmarl.env.base import TimeStep, spec_only
@@ -163,7 +163,7 @@ def test_from_env_needs_parallel_mode() -> None:
 
 
 def test_from_env_asks_for_flattened_dict_observations() -> None:
-    from bridge.to_pettingzoo import to_pettingzoo
+    from bridge.pettingzoo.to_pettingzoo import to_pettingzoo
 
     make = lambda **kw: EnhancedPettingZooEnv(
         to_pettingzoo(jmarl.make("dict_goal", num_agents=2)), mode="parallel", **kw

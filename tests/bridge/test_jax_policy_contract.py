@@ -21,9 +21,9 @@ from tianshou.trainer import OnPolicyTrainerParams
 from tianshou.utils.torch_utils import policy_within_training_step
 
 import jmarl
-from bridge.jax_policy import JaxOnPolicyAlgorithm, JaxPolicy, JaxPPO
-from bridge.pettingzoo_env import EnhancedPettingZooEnv
-from bridge.tianshou_manager import FlexibleMultiAgentPolicyManager
+from bridge.pettingzoo import EnhancedPettingZooEnv
+from bridge.tianshou.jax_policy import JaxOnPolicyAlgorithm, JaxPolicy, JaxPPO
+from bridge.tianshou.manager import FlexibleMultiAgentPolicyManager
 from jmarl.algos import register, unregister
 from jmarl.algos.base import Algorithm
 from jmarl.testing import check_algorithm

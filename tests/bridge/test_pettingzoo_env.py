@@ -17,7 +17,7 @@ from pettingzoo.utils.conversions import (
 )
 from pettingzoo.utils.wrappers import OrderEnforcingWrapper
 
-from bridge.pettingzoo_env import CycleParallelEnv, EnhancedPettingZooEnv
+from bridge.pettingzoo import CycleParallelEnv, EnhancedPettingZooEnv
 
 # --- env factories (module level so that SubprocVectorEnv's spawned workers can import them) --
 
@@ -284,7 +284,10 @@ def test_unknown_mode_raises_value_error() -> None:
     ids=["spread-parallel", "spread-aec", "speaker-listener-box", "rps", "pistonball-aec"],
 )
 def test_gymnasium_env_checker(make: Any) -> None:
-    check_env(EnhancedPettingZooEnv(make()), skip_render_check=True)
+    env = EnhancedPettingZooEnv(make())
+    if env.mode == "aec":  # Tianshou's observation_space is one agent's, not the row's layout
+        env = EnhancedPettingZooEnv(make(), agent_id="index")
+    check_env(env, skip_render_check=True)
 
 
 # --- parallel mode -------------------------------------------------------------------------------
@@ -520,12 +523,12 @@ def run_aec(env: EnhancedPettingZooEnv, actions: list[Any], seed: int) -> list[d
 
 def test_aec_tictactoe_loser_gets_its_reward_in_its_final_row() -> None:
     env = EnhancedPettingZooEnv(tictactoe())
-    assert env.observation_space["agent_id"] == spaces.Discrete(2)
+    assert env.observation_space == tictactoe().observation_space("player_1")  # Tianshou's
     assert env.action_space == spaces.Discrete(9)
     # player_1 plays 0, 1, 2 (top row wins); player_2 plays 3, 4. The 0s are ignored final turns.
     rows = run_aec(env, [0, 3, 1, 4, 2, 0, 0], seed=0)
     ids = [row["obs"]["agent_id"] for row in rows]
-    assert ids == [0, 1, 0, 1, 0, 1, 0] and all(isinstance(i, int) for i in ids)
+    assert ids == ["player_1", "player_2"] * 3 + ["player_1"]  # Tianshou's agent_id values
     assert rows[0]["obs"]["obs"].shape == (3, 3, 2) and rows[0]["obs"]["mask"].all()
     assert rows[1]["obs"]["mask"].tolist() == [False] + [True] * 8
     for row in rows[:5]:  # moves: nothing was earned before them
@@ -589,7 +592,7 @@ class AbruptEndAEC(pettingzoo.AECEnv):
 
 
 def test_aec_rewards_pending_when_all_agents_leave_reach_the_last_row() -> None:
-    env = EnhancedPettingZooEnv(AbruptEndAEC(), mode="aec")
+    env = EnhancedPettingZooEnv(AbruptEndAEC(), mode="aec", agent_id="index")
     rows = run_aec(env, [0] * 5, seed=0)
     assert [row["obs"]["agent_id"] for row in rows] == [0, 1, 0, 1, 0]
     # each row carries the mover's rewards since its previous action, e.g. a's second row:
@@ -644,7 +647,7 @@ def test_aec_connect_four_masks_and_returns() -> None:
 
 
 def test_aec_heterogeneous_speaker_listener() -> None:
-    env = EnhancedPettingZooEnv(simple_speaker_listener_v4.env(max_cycles=3))
+    env = EnhancedPettingZooEnv(simple_speaker_listener_v4.env(max_cycles=3), agent_id="index")
     assert env.observation_space["obs"].shape == (11,)
     assert env.action_space == spaces.Discrete(5)
     rng = np.random.default_rng(0)
@@ -664,7 +667,11 @@ def test_aec_heterogeneous_speaker_listener() -> None:
 
 
 def test_aec_continuous_actions() -> None:
-    env = EnhancedPettingZooEnv(simple_speaker_listener_v4.env(continuous_actions=True))
+    tianshou_like = EnhancedPettingZooEnv(simple_speaker_listener_v4.env(continuous_actions=True))
+    assert set(tianshou_like.reset(seed=0)[0]) == {"agent_id", "obs"}  # no mask, as Tianshou's
+    env = EnhancedPettingZooEnv(
+        simple_speaker_listener_v4.env(continuous_actions=True), agent_id="index"
+    )
     obs, _ = env.reset(seed=0)
     assert env.action_space == spaces.Box(0.0, 1.0, (5,), np.float32)
     assert obs["mask"].tolist() == [True]  # placeholder: no action mask for Box actions
@@ -687,7 +694,7 @@ def test_aec_pistonball_each_piston_rows_carry_its_own_reward() -> None:
         ref.step(None if term or trunc else actions[t])
     assert len(expected) == turns
 
-    env = EnhancedPettingZooEnv(pistonball("aec"))
+    env = EnhancedPettingZooEnv(pistonball("aec"), agent_id="index")
     rows = run_aec(env, list(actions), seed=2)
     assert len(rows) == turns
     for row, (agent, cum_reward, done) in zip(rows, expected):
@@ -703,7 +710,7 @@ def test_aec_pistonball_each_piston_rows_carry_its_own_reward() -> None:
 
 
 def test_aec_dead_agents_get_one_final_row_each() -> None:
-    env = EnhancedPettingZooEnv(kaz(), mode="aec")
+    env = EnhancedPettingZooEnv(kaz(), mode="aec", agent_id="index")
     rng = np.random.default_rng(0)
     obs, _ = env.reset(seed=0)
     ids, finals = [], []
@@ -771,7 +778,8 @@ def test_tianshou_collector(vector: str, factory: Any) -> None:
     assert buffer.rew.shape[1] == env.num_agents  # (Tianshou stores rewards as float64)
     assert stats.n_collected_episodes > 0
     if env.mode == "aec":
-        assert np.issubdtype(buffer.obs.agent_id.dtype, np.integer)
+        stored = buffer[buffer.sample_indices(0)]
+        assert set(stored.obs.agent_id.tolist()) == set(env.agents)  # Tianshou's names
         assert buffer.obs.mask.shape[1:] == (9,)
         assert np.all(stats.returns.sum(axis=1) == 0)  # zero-sum game: exact per-agent returns
     else:
@@ -833,7 +841,7 @@ def _leaves(tree: Any) -> list:
 
 
 def test_aec_dict_observations_are_the_agents_own_dicts() -> None:
-    env = EnhancedPettingZooEnv(NestedDictEnv(), mode="aec")
+    env = EnhancedPettingZooEnv(NestedDictEnv(), mode="aec", agent_id="index")
     assert env.dict_observations
     obs, _ = env.reset(seed=0)
     assert env.observation_space.contains(obs)
@@ -898,7 +906,8 @@ def test_policy_observation_space_is_each_agents_own_entry() -> None:
     ],
 )
 def test_blank_entries_are_the_value_nearest_zero_inside_the_space(own: Any, blank: Any) -> None:
-    from bridge.pettingzoo_env import _blank_tree, _stacked_space
+    from bridge.pettingzoo.layout import blank_tree as _blank_tree
+    from bridge.pettingzoo.layout import stacked_space as _stacked_space
 
     stacked = _stacked_space(own, 2)
     got = _blank_tree(stacked, own)

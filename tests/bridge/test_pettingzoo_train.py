@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import jmarl
-from bridge.pettingzoo_train import (
+from bridge.pettingzoo.train import (
     EpisodeBook,
     HostVecEnv,
     collect,

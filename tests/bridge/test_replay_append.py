@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 from tianshou.data import Batch, PrioritizedVectorReplayBuffer, VectorReplayBuffer
 
-import bridge.tianshou_manager as manager_module
-from bridge.tianshou_manager import _add_in_rounds, _AgentReplayBuffer, _append
+import bridge.tianshou.buffers as buffers_module
+from bridge.tianshou.buffers import AgentReplayBuffer as _AgentReplayBuffer
+from bridge.tianshou.buffers import add_in_rounds as _add_in_rounds
+from bridge.tianshou.buffers import append as _append
 
 SLOTS, CAPACITY = 4, 5
 
@@ -76,7 +78,7 @@ def test_append_matches_round_by_round_add(
         fallbacks.append(len(slot))
         _add_in_rounds(target, data, slot)
 
-    monkeypatch.setattr(manager_module, "_add_in_rounds", counted)
+    monkeypatch.setattr(buffers_module, "add_in_rounds", counted)
     # call sizes: wrap-around, a slot given more rows than it holds (falls back to add), empty
     sizes = (7, 3, 11, 1, 0, 9, 30, 2, 6, 12)
     for count in sizes:

@@ -45,8 +45,8 @@ from tianshou.utils.net.discrete import DiscreteActor, DiscreteCritic
 from tianshou.utils.torch_utils import policy_within_training_step
 
 import bridge
-from bridge.pettingzoo_env import EnhancedPettingZooEnv
-from bridge.tianshou_manager import (
+from bridge.pettingzoo import EnhancedPettingZooEnv
+from bridge.tianshou.manager import (
     FlexibleMultiAgentOffPolicyManager,
     FlexibleMultiAgentOnPolicyManager,
     FlexibleMultiAgentPolicyManager,
@@ -245,10 +245,18 @@ def test_env_may_be_tianshous_pettingzoo_env_or_a_pettingzoo_env() -> None:
     for env in (PettingZooEnv(raw), pettingzoo.make("aec", "classic/tictactoe-v3")):
         manager = FlexibleMultiAgentPolicyManager([RecordingOff(), RecordingOff()], env)
         assert manager.env_mode == "aec" and manager.agents == ["player_1", "player_2"]
-    names = Batch(obs=Batch(agent_id=np.array(["player_1"]), obs=np.zeros((1, 3, 3, 2)),
-                            mask=np.ones((1, 9), bool)), info=Batch())  # fmt: skip
-    with pytest.raises(TypeError, match="integer agent ids"):
-        manager.policy(names)
+    # Tianshou's agent names and jmarl's indices dispatch alike; unknown names are refused
+    for ids in (["player_2", "player_1"], [1, 0]):
+        batch = Batch(obs=Batch(agent_id=np.array(ids), obs=np.zeros((2, 2)),
+                                mask=np.ones((2, 9), bool)), info=Batch())  # fmt: skip
+        manager.policy(batch)
+        assert [len(r.policy.calls) for r in manager.policy.routes] == [1, 1]
+        for route in manager.policy.routes:
+            route.policy.calls.clear()
+    unknown = Batch(obs=Batch(agent_id=np.array(["player_3"]), obs=np.zeros((1, 3, 3, 2)),
+                              mask=np.ones((1, 9), bool)), info=Batch())  # fmt: skip
+    with pytest.raises(ValueError, match="unknown agent_id 'player_3'"):
+        manager.policy(unknown)
 
 
 def test_manager_is_the_right_kind_of_tianshou_algorithm() -> None:
@@ -1094,7 +1102,7 @@ def test_a_jax_policy_is_managed_as_one_joint_algorithm() -> None:
     import jax
 
     import jmarl
-    from bridge import jax_policy
+    from bridge.tianshou import jax_policy
 
     make = spread(max_cycles=25)
     config = jmarl.ppo_config_for("mappo", jmarl.PPOConfig(gamma=0.9))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import jmarl
-from bridge.to_pettingzoo import JaxParallelEnv, to_pettingzoo
+from bridge.pettingzoo.to_pettingzoo import JaxParallelEnv, to_pettingzoo
 from jmarl.env import spaces
 from jmarl.env.base import Env, EnvSpec, TimeStep, auto_reset
 

@@ -35,10 +35,10 @@ from tianshou.trainer import OffPolicyTrainerParams
 from tianshou.utils.net.common import Net
 
 import jmarl
-from bridge.dict_obs import DictObservationWrapper, DictToTensorPreprocessor
-from bridge.pettingzoo_env import EnhancedPettingZooEnv
-from bridge.tianshou_manager import FlexibleMultiAgentPolicyManager
-from bridge.to_pettingzoo import to_pettingzoo
+from bridge.pettingzoo import EnhancedPettingZooEnv
+from bridge.pettingzoo.to_pettingzoo import to_pettingzoo
+from bridge.tianshou.dict_obs import DictObservationWrapper, DictToTensorPreprocessor
+from bridge.tianshou.manager import FlexibleMultiAgentPolicyManager
 from jmarl.env.wrappers import zero_observation
 
 torch.set_num_threads(1)

@@ -72,6 +72,14 @@ from tianshou.algorithm.algorithm_base import Policy
 from tianshou.data import Batch, to_numpy
 from torch import nn
 
+from jmarl.nn.encoders import (
+    ACTION_MASK_KEYS,
+    LARGE_IMAGE_SIZE,
+    POOLED_SIZE,
+    is_image_shape,
+    is_mask_key,
+)
+
 __all__ = [
     "DictObservationWrapper",
     "DictToTensorPreprocessor",
@@ -87,37 +95,19 @@ _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "gelu": nn.GELU,
     "silu": nn.SiLU,
 }
-MIN_IMAGE_SIZE = 8  # height and width of the smallest Box treated as an image
-MAX_IMAGE_CHANNELS = 4
-POOLED_SIZE = 8  # CNN feature maps are average-pooled to at most this height and width
-LARGE_IMAGE_SIZE = 32  # from this size on, the first conv layer also has stride 2
-
-
-def is_mask_key(key: str) -> bool:
-    """Whether a Dict entry is a mask, which is passed through and not encoded.
-
-    The rule: ``key == "mask"`` or ``key`` ends with ``"_mask"``, at any depth.
-
-    >>> [is_mask_key(k) for k in ("mask", "action_mask", "alive_mask", "masked", "obs")]
-    [True, True, True, False, False]
-    """
-    return key == "mask" or key.endswith("_mask")
 
 
 def is_image_space(space: spaces.Space) -> bool:
     """Whether a space is encoded by the CNN: a channels-last ``Box`` ``(H, W, C)``.
 
-    The rule: three dimensions, ``1 <= C <= 4`` and ``H, W >= 8``. Channels-first images,
-    stacks of more than 4 channels and smaller grids (board games) are flattened like any
-    other ``Box``.
+    The rule (jmarl's :func:`~jmarl.nn.encoders.is_image_shape`): three dimensions,
+    ``1 <= C <= 4`` and ``H, W >= 8``. Channels-first images, stacks of more than 4 channels and
+    smaller grids (board games) are flattened like any other ``Box``.
 
     >>> is_image_space(spaces.Box(0, 255, (8, 8, 3))), is_image_space(spaces.Box(0, 1, (6, 7, 2)))
     (True, False)
     """
-    if not isinstance(space, spaces.Box) or len(space.shape) != 3:
-        return False
-    height, width, channels = space.shape
-    return 1 <= channels <= MAX_IMAGE_CHANNELS and min(height, width) >= MIN_IMAGE_SIZE
+    return isinstance(space, spaces.Box) and is_image_shape(space.shape)
 
 
 class _Leaf(NamedTuple):
@@ -532,7 +522,7 @@ class DictObservationWrapper(Policy):
             action_bound_method=policy.action_bound_method,
         )
         keys = observation_space.spaces
-        self.mask_key = next((k for k in ("mask", "action_mask") if k in keys), None)
+        self.mask_key = next((k for k in ACTION_MASK_KEYS if k in keys), None)
         self.networks = _wrap_networks(policy, preprocessor, networks)
         self.preprocessor = preprocessor
         self.policy = policy  # last: from here on, unknown attributes go to the inner policy

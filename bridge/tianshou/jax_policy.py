@@ -5,7 +5,7 @@
   env's jmarl spec: ``algorithm.make(spec_only(spec), config, total_steps, mapping)`` gives a
   :class:`~jmarl.algos.base.Trainer`, and ``forward`` is ONE jitted ``trainer.act`` call for all
   envs x agents. It reads the parallel-mode observation of
-  :class:`~bridge.pettingzoo_env.EnhancedPettingZooEnv` (``{"obs": [B, N, ...], "alive":
+  :class:`~bridge.pettingzoo.env.EnhancedPettingZooEnv` (``{"obs": [B, N, ...], "alive":
   bool[B, N], "mask": bool[B, N, A] (optional), "state": [B, S] (optional)}``) and returns
   joint actions ``act`` ``[B, N]`` (discrete, int32) or ``[B, N, D]`` (continuous, float32),
   the ``act`` extras under ``policy.extras`` (the Collector stores them with the step, as
@@ -74,8 +74,8 @@ Zero-copy hand-over (:func:`to_jax`, :func:`to_torch`), on the CPU backend:
 
 Dtypes are explicit: a leaf is converted to the dtype its jmarl space names (observations and
 state as the env's padded spaces say, actions int32 / float32, rewards float32, flags bool,
-extras and carries as ``act`` returns them) with :mod:`bridge.convert`'s rules -- float -> int,
-anything -> bool and overflowing integer casts raise instead of happening silently
+extras and carries as ``act`` returns them) with :mod:`bridge.pettingzoo.convert`'s rules --
+float -> int, anything -> bool and overflowing integer casts raise instead of happening silently
 (``jax.dlpack.from_dlpack`` alone would silently narrow int64 to int32).
 
 Not supported: learning from rows this policy's ``forward`` did not collect (``collect(random=
@@ -102,11 +102,12 @@ import torch
 from tianshou.algorithm.algorithm_base import OnPolicyAlgorithm, Policy, TrainingStats
 from tianshou.data import Batch, ReplayBuffer
 
-from bridge.convert import _cast, jax_dtype
-from bridge.pettingzoo_env import EnhancedPettingZooEnv
-from bridge.pettingzoo_train import reset_carry, spec_from_env
+from bridge.pettingzoo.convert import _cast, jax_dtype
+from bridge.pettingzoo.env import EnhancedPettingZooEnv
+from bridge.pettingzoo.train import spec_from_env
 from jmarl.agents.sharing import PolicyMapping, make_policy_mapping
 from jmarl.algos import ALGORITHMS
+from jmarl.algos.acting import act_step, observed_timestep
 from jmarl.algos.base import ActOutput, Algorithm, Carry, Trainer, Transition
 from jmarl.env import spaces
 from jmarl.env.base import EnvSpec, TimeStep, spec_only
@@ -174,7 +175,7 @@ def to_jax(x: Any, dtype: Any = None, name: str = "array", copy: bool = False) -
 
     :param x: the values.
     :param dtype: the dtype the caller expects (narrowed as JAX holds it, e.g. int64 ->
-        int32 with x64 off); None keeps ``x``'s own. Casts follow :mod:`bridge.convert`:
+        int32 with x64 off); None keeps ``x``'s own. Casts follow :mod:`bridge.pettingzoo.convert`:
         int -> float only because the caller asks for a float, float -> int or anything ->
         bool raise ``TypeError``, integers that do not fit raise ``OverflowError``.
     :param name: what ``x`` is, for error messages.
@@ -279,7 +280,7 @@ def host_observation(obs: Any) -> dict[str, Any]:
     ``obs`` is a ``Batch`` / mapping with ``obs`` ``[B, N, ...]``, optional ``alive``
     ``[B, N]`` (all alive if absent), ``mask`` and ``state``; or a bare ``[B, N, ...]`` array.
     Without a ``state``, the global state is every agent's observation flattened (as
-    :func:`bridge.pettingzoo_train.spec_from_env` sizes it). Values keep their type (numpy or
+    :func:`bridge.pettingzoo.train.spec_from_env` sizes it). Values keep their type (numpy or
     torch) and dtype; :func:`to_jax` converts them.
     """
     agent_obs = _field(obs, "obs")
@@ -455,7 +456,8 @@ def _make_act(trainer: Trainer, deterministic: bool) -> Callable[..., ActOutput]
     """ONE jitted call ``act(params, obs [B, N..], state [B, S], alive [B, N], mask, carry [B..],
     started bool[B] | None, key, i) -> ActOutput``: ``trainer.act`` on the observations as a
     ``TimeStep`` (reward and flags 0; ``done`` where an episode starts), with the key
-    ``fold_in(key, i)``, after the ``started`` rows of the carry are set to ``init_carry`` rows.
+    ``fold_in(key, i)``, after the ``started`` rows of the carry are set to ``init_carry`` rows
+    (:func:`jmarl.algos.acting.act_step`).
     """
 
     @jax.jit
@@ -470,13 +472,8 @@ def _make_act(trainer: Trainer, deterministic: bool) -> Callable[..., ActOutput]
         key: Array,
         i: Any,
     ) -> ActOutput:
-        b, n = alive.shape
-        done = jnp.zeros((b,), bool)
-        if started is not None:
-            carry, done = reset_carry(carry, trainer.init_carry(b), started), started
-        zeros = jnp.zeros((b, n), bool)
-        ts = TimeStep(obs, state, jnp.zeros((b, n), jnp.float32), zeros, zeros, done, alive, mask)
-        return trainer.act(params, ts, jax.random.fold_in(key, i), carry, deterministic)
+        ts = observed_timestep(obs, state, alive, mask, done=started)
+        return act_step(trainer, params, ts, jax.random.fold_in(key, i), carry, deterministic)
 
     return act
 
@@ -525,7 +522,7 @@ class JaxPolicy(Policy):
 
     :param algorithm: a name in ``jmarl.ALGORITHMS``, an ``Algorithm``, or None (the algorithm
         ``config`` belongs to; ``mappo`` without a config), see :func:`resolve_algorithm`.
-    :param spec: the jmarl ``EnvSpec`` of the env (:func:`bridge.pettingzoo_train.spec_from_env`);
+    :param spec: the jmarl ``EnvSpec`` of the env (:func:`bridge.pettingzoo.train.spec_from_env`);
         its agent axis is axis 1 of every observation the policy is given.
     :param action_space: the joint action space (``MultiDiscrete([A] * N)`` or ``Box[N, D]``).
     :param observation_space: the joint observation space (a ``Dict`` with ``"mask"``: the

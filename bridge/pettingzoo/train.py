@@ -1,7 +1,7 @@
 """Training jmarl policies on PettingZoo environments stepped on the host.
 
 ``jmarl train --env pettingzoo:<module>`` lands here. ``E`` PettingZoo envs, each behind
-:class:`~bridge.pettingzoo_env.EnhancedPettingZooEnv` in parallel mode, are stepped in Python;
+:class:`~bridge.pettingzoo.env.EnhancedPettingZooEnv` in parallel mode, are stepped in Python;
 the policy is ONE jitted call per step for all envs x agents; each rollout ``[T, E, N]`` is
 then handed to the algorithm's jitted ``learn``. Dead or absent agents have ``alive=False`` and
 never enter the loss; episodes that end are reset on the host, and so are the rows of the
@@ -21,8 +21,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bridge.convert import from_gymnasium_space
-from bridge.pettingzoo_env import EnhancedPettingZooEnv
+from bridge.pettingzoo.convert import from_gymnasium_space
+from bridge.pettingzoo.env import EnhancedPettingZooEnv
+from jmarl.algos.acting import act_step, observed_timestep
 from jmarl.algos.base import ActOutput, Carry, Trainer, Transition
 from jmarl.config_check import ConfigError, check_kwargs
 from jmarl.env import spaces
@@ -30,6 +31,7 @@ from jmarl.env.base import EnvSpec, TimeStep, spec_only
 from jmarl.run.checkpoint import load_checkpoint
 from jmarl.run.config import PETTINGZOO_PREFIX, RunConfig, from_dict
 from jmarl.run.driver import build_trainer, chunk_length
+from jmarl.run.drivers import DRIVER_MODULES, Driver, register_driver
 from jmarl.run.recorder import Progress, RunRecorder
 
 _UNBOUNDED_STEPS = 1_000_000
@@ -192,42 +194,23 @@ class HostVecEnv:
         return HostStep(obs, state, alive, mask, reward, ended, done)
 
 
-def reset_carry(carry: Carry, fresh: Carry, started: jax.Array) -> Carry:
-    """``carry`` ``[E, ...]`` with the rows where ``started`` (``bool[E]``) taken from
-    ``fresh`` (``init_carry(E)``)."""
-
-    def pick(f: jax.Array, c: jax.Array) -> jax.Array:
-        return jnp.where(started.reshape(started.shape + (1,) * (c.ndim - 1)), f, c)
-
-    return jax.tree.map(pick, fresh, carry)
-
-
 def make_act(trainer: Trainer, deterministic: bool = False) -> Callable[..., ActOutput]:
     """ONE jitted policy call for all envs x agents:
     ``act(params, step: HostStep, key, carry) -> ActOutput`` (actions ``[E, N, ...]``, extras,
     carry). Rows of ``carry`` whose env was reset at ``step`` (``step.done``: a new episode
-    starts) are set to ``init_carry`` rows first."""
+    starts) are set to ``init_carry`` rows first (:func:`jmarl.algos.acting.act_step`)."""
 
     @jax.jit
     def act(params: Any, step: HostStep, key: jax.Array, carry: Carry) -> ActOutput:
-        fresh = trainer.init_carry(step.done.shape[0])
-        carry = reset_carry(carry, fresh, jnp.asarray(step.done))
-        return trainer.act(params, timestep(step), key, carry, deterministic)
+        return act_step(trainer, params, timestep(step), key, carry, deterministic)
 
     return act
 
 
 def timestep(step: HostStep) -> TimeStep:
     """A host step ``[E, ...]`` as the :class:`TimeStep` a trainer's ``act``/``learn`` read."""
-    return TimeStep(
-        obs=step.obs,
-        state=step.state,
-        reward=step.reward,
-        terminated=step.ended,
-        truncated=jnp.zeros_like(step.ended),
-        done=step.done,
-        alive=step.alive,
-        action_mask=step.action_mask,
+    return observed_timestep(
+        step.obs, step.state, step.alive, step.action_mask, step.done, step.reward, step.ended
     )
 
 
@@ -366,3 +349,13 @@ def evaluate_run(
         "env_steps_trained": meta.get("env_steps"),
         "deterministic": deterministic,
     }
+
+
+register_driver(
+    Driver(
+        prefix=PETTINGZOO_PREFIX,
+        train_run=train_run,
+        evaluate_run=evaluate_run,
+        description=DRIVER_MODULES[PETTINGZOO_PREFIX][1],
+    )
+)

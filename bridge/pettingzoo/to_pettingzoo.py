@@ -27,7 +27,7 @@ import jax
 import numpy as np
 from pettingzoo import ParallelEnv
 
-from bridge.convert import to_gymnasium_space, tree_to_numpy
+from bridge.pettingzoo.convert import to_gymnasium_space, tree_to_numpy
 from jmarl.env import spaces
 from jmarl.env.base import Env, EnvState, TimeStep
 from jmarl.types import PRNGKey, PyTree

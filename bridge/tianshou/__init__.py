@@ -1,0 +1,26 @@
+"""Tianshou side of the bridge: the multi-agent manager and its policy, replay buffers, jmarl
+algorithms as Tianshou policies, and Dict-observation preprocessing for torch networks.
+
+Imports Tianshou and torch (``bridge`` loads this package on first use of one of its names).
+"""
+
+from __future__ import annotations
+
+from bridge.tianshou.dict_obs import DictObservationWrapper, DictToTensorPreprocessor
+from bridge.tianshou.jax_policy import JaxOnPolicyAlgorithm, JaxPolicy, JaxPPO
+from bridge.tianshou.manager import (
+    FlexibleMultiAgentOffPolicyManager,
+    FlexibleMultiAgentOnPolicyManager,
+    FlexibleMultiAgentPolicyManager,
+)
+
+__all__ = [
+    "DictObservationWrapper",
+    "DictToTensorPreprocessor",
+    "FlexibleMultiAgentOffPolicyManager",
+    "FlexibleMultiAgentOnPolicyManager",
+    "FlexibleMultiAgentPolicyManager",
+    "JaxOnPolicyAlgorithm",
+    "JaxPPO",
+    "JaxPolicy",
+]
