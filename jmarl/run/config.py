@@ -36,7 +36,15 @@ class RunConfig:
     :param seeds: independent seeds trained together in one compiled program.
     :param episode_length: steps per episode (``max_steps`` of the env).
     :param continuous_actions: continuous instead of discrete actions (MPE envs).
-    :param log_every: updates between metric flushes / checkpoints (0 = about 50 per run).
+    :param log_every: updates per compiled chunk: between metric flushes, checks for NaN and
+        checkpoints (0 = about 50 chunks per run).
+    :param checkpoint_every: updates between checkpoints, rounded up to whole chunks of
+        ``log_every`` (0 = after every chunk). The last update, Ctrl-C and a NaN stop always
+        leave a checkpoint of the last good update; fewer checkpoints cost less disk I/O but
+        ``--resume`` after a crash repeats more updates.
+    :param logger: metric loggers beside ``metrics.jsonl`` (always written): ``tensorboard``
+        writes TensorBoard event files to ``OUT/tensorboard`` (needs ``tensorboardX``:
+        ``pip install 'jmarl[tensorboard]'``). Repeat the flag for several.
     :param out: output folder (default: a new folder under ``runs/``).
     :param agent_groups: group -> agent ids, for ``sharing=grouped`` (config file only).
     :param policy_mapping: agent id -> policy id, for ``sharing=custom`` (config file only).
@@ -56,6 +64,8 @@ class RunConfig:
     episode_length: int = 25
     continuous_actions: bool = False
     log_every: int = 0
+    checkpoint_every: int = 0
+    logger: tuple[str, ...] = ()
     out: str | None = None
     agent_groups: dict[str, list[str]] | None = None
     policy_mapping: dict[str, str] | None = None
@@ -80,8 +90,12 @@ class RunConfig:
                 raise ValueError(
                     f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}"
                 )
-        if self.log_every < 0:
-            raise ValueError(f"--log-every must be >= 0, got {self.log_every}")
+        for name in ("log_every", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                flag = "--" + name.replace("_", "-")
+                raise ValueError(f"{flag} must be >= 0, got {getattr(self, name)}")
+        _check_loggers(self.logger)
+        object.__setattr__(self, "logger", tuple(self.logger))
         algo_config = self.algo_config if self.algo_config is not None else algorithm.defaults
         if not isinstance(algo_config, algorithm.config):
             raise ValueError(
@@ -96,6 +110,27 @@ class RunConfig:
     def algorithm(self) -> Algorithm:
         """The registered algorithm ``algo`` names."""
         return ALGORITHMS[self.algo]
+
+
+LOGGERS = ("tensorboard",)
+# Settings that do not change what a run computes: a resumed run may change them.
+RESUME_FREE_FIELDS = ("out", "checkpoint_every", "logger")
+
+
+def _check_loggers(loggers: Any) -> None:
+    if isinstance(loggers, str) or not isinstance(loggers, (list, tuple)):
+        raise ValueError(f"logger must be a list of names from {list(LOGGERS)}, got {loggers!r}")
+    for name in loggers:
+        if name not in LOGGERS:
+            raise ValueError(f"unknown --logger {name!r}; choose from {list(LOGGERS)}")
+    if "tensorboard" in loggers:
+        import importlib.util
+
+        if importlib.util.find_spec("tensorboardX") is None:
+            raise ValueError(
+                "--logger tensorboard needs the tensorboardX package: "
+                "pip install 'jmarl[tensorboard]'"
+            )
 
 
 # Fields only settable from a config file (not simple scalars on the command line).
@@ -154,15 +189,23 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"config file not found: {p}")
-    text = p.read_text()
+    try:
+        text = p.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"config file {p} cannot be read: {e}") from None
     if p.suffix == ".toml":
         import tomllib
 
-        return tomllib.loads(text)
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise ValueError(f"config file {p} is not valid TOML: {e}") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise ValueError(f"config file {p} is not valid JSON: {e}") from None
     if not isinstance(data, dict):
-        raise ValueError(f"config file {p} must hold a JSON object")
+        raise ValueError(
+            f"config file {p} must hold a JSON object of settings, not a {type(data).__name__}"
+        )
     return data

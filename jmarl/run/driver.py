@@ -2,12 +2,14 @@
 
 The compiled program trains all seeds for ``chunk`` updates at a time (``vmap`` over seeds,
 ``lax.scan`` over updates); between chunks the host writes metrics, checks for NaNs and
-saves an atomic checkpoint, so a failing run always leaves its last good checkpoint.
+saves an atomic checkpoint of the whole :class:`~jmarl.algos.base.TrainerState`, so a
+failing run always leaves its last good checkpoint and ``resume`` continues from it with the
+same compiled chunk: an interrupted and resumed run computes exactly what an uninterrupted one
+does.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -21,8 +23,8 @@ from jmarl.algos.base import Trainer, TrainerState
 from jmarl.env.base import Env
 from jmarl.env.registry import make
 from jmarl.eval.evaluate import make_evaluate
-from jmarl.run.checkpoint import load_checkpoint
-from jmarl.run.config import RunConfig, from_dict
+from jmarl.run.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
+from jmarl.run.config import RunConfig, from_dict, load_config_file
 from jmarl.run.recorder import Progress, RunRecorder
 
 
@@ -70,27 +72,64 @@ def _compile_chunk(trainer: Trainer, k: int, runner: TrainerState) -> Callable:
     return jax.jit(jax.vmap(chunk), donate_argnums=0).lower(runner).compile()
 
 
-def train_run(cfg: RunConfig, out_dir: Path, progress: Progress | None = None) -> dict[str, Any]:
+def _resume_part(state: TrainerState) -> dict[str, Any]:
+    """What a checkpoint holds besides the learner to continue training."""
+    return {"rollout": state.rollout, "key": state.key, "update": state.update}
+
+
+def _restore(trainer: Trainer, keys: jax.Array, out_dir: Path) -> tuple[TrainerState, int]:
+    """The training state of ``out_dir``'s checkpoint and its update count."""
+    template = jax.eval_shape(jax.vmap(trainer.init), keys)
+    learner, meta = load_checkpoint(out_dir, template.learner)
+    rest, _ = load_checkpoint(out_dir, _resume_part(template), part="resume")
+    state = jax.device_put(TrainerState(learner=learner, **rest))
+    update = int(meta.get("update", -1))
+    if not np.all(np.asarray(rest["update"]) == update):
+        raise CheckpointError(f"checkpoint {out_dir / CHECKPOINT_NAME} is inconsistent")
+    return state, update
+
+
+def train_run(
+    cfg: RunConfig, out_dir: Path, progress: Progress | None = None, resume: bool = False
+) -> dict[str, Any]:
     """Trains ``cfg`` writing ``config.json``, ``metrics.jsonl``, ``returns.png`` and a
     checkpoint into ``out_dir``; returns a summary dict.
 
-    :param progress: called once before compiling with ``(0, {})``, then after each chunk
-        with (env steps done, last metrics row).
+    :param progress: called once before compiling with ``(env steps so far, {})``, then
+        after each chunk with (env steps done, last metrics row).
+    :param resume: continue the run in ``out_dir`` from its checkpoint (from the start if
+        it has none yet); ``cfg`` must be its configuration.
     :raises TrainingError: on a non-finite loss or parameters (checkpoint left intact).
+    :raises RunInterrupted: Ctrl-C under :func:`~jmarl.run.recorder.stop_on_sigint`.
     """
     env = build_env(cfg)
     trainer = build_trainer(cfg, env)
-    recorder = RunRecorder(cfg, out_dir, progress)
-    recorder.started()
     keys = jax.random.split(jax.random.key(cfg.seed), cfg.seeds)
-    runner = jax.jit(jax.vmap(trainer.init))(keys)
     k = chunk_length(trainer.num_updates, cfg.log_every)
-    chunk = _compile_chunk(trainer, k, runner)
-    recorder.compiled()
-    for _ in range(trainer.num_updates // k):
-        runner, metrics = chunk(runner)
-        recorder.record(metrics, runner.learner)
-    return recorder.finish()
+    done, runner = 0, None
+    if resume and (out_dir / CHECKPOINT_NAME).is_file():
+        runner, done = _restore(trainer, keys, out_dir)
+        if done % k or done > trainer.num_updates:
+            raise CheckpointError(
+                f"checkpoint {out_dir / CHECKPOINT_NAME} is at update {done}, not the end of "
+                f"a chunk of {k} updates of this run"
+            )
+    recorder = RunRecorder(cfg, out_dir, progress, trainer.num_updates, resume)
+    try:
+        if resume:
+            recorder.resume_from(done)
+        recorder.started()
+        if runner is None:
+            runner = jax.jit(jax.vmap(trainer.init))(keys)
+        if done < trainer.num_updates:
+            chunk = _compile_chunk(trainer, k, runner)
+            recorder.compiled()
+            for _ in range(done // k, trainer.num_updates // k):
+                runner, metrics = chunk(runner)
+                recorder.record(metrics, runner.learner, _resume_part(runner))
+        return recorder.finish()
+    finally:
+        recorder.close()
 
 
 def evaluate_run(
@@ -100,7 +139,7 @@ def evaluate_run(
     cfg_path = Path(out_dir) / "config.json"
     if not cfg_path.is_file():
         raise FileNotFoundError(f"{out_dir} has no config.json (not a jmarl run folder)")
-    cfg = from_dict(json.loads(cfg_path.read_text()))
+    cfg = from_dict(load_config_file(cfg_path))
     env = build_env(cfg)
     trainer = build_trainer(cfg, env)
     keys = jax.random.split(jax.random.key(cfg.seed), cfg.seeds)
