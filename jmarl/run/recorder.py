@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import shutil
 import signal
 import threading
@@ -216,11 +217,12 @@ class RunRecorder:
         self.t_prev = time.perf_counter() - self.t_start
         self.compile_s = self.t_prev - t0
 
-    def _checkpoint_due(self) -> bool:
+    def _checkpoint_due(self, done: int) -> bool:
+        """Whether a checkpoint is due after ``done`` updates."""
         every = self.cfg.checkpoint_every
-        if self.num_updates is None or every == 0 or self.updates_done >= self.num_updates:
+        if self.num_updates is None or every == 0 or done >= self.num_updates:
             return True
-        return self.updates_done - self.saved_update >= every
+        return done - self.saved_update >= every
 
     def record(self, metrics: dict[str, Any], learner: Any, resume: Any = None) -> None:
         """Appends ``k`` updates' metrics; checkpoints the ``learner`` state (and ``resume``,
@@ -234,8 +236,13 @@ class RunRecorder:
         t_now = time.perf_counter() - self.t_start
         new_rows = metric_rows(metrics, self.t_prev, t_now)
         self.t_prev = t_now
+        stop = _STOP.is_set()
+        save = stop or self._checkpoint_due(len(self.rows) + len(new_rows))
         with self._metrics_path.open("a") as f:
             f.writelines(json.dumps(row) + "\n" for row in new_rows)
+            if save:  # on disk before the checkpoint that covers them
+                f.flush()
+                os.fsync(f.fileno())
         self.rows.extend(new_rows)
         if self._tensorboard is not None:
             self._tensorboard.write(new_rows)
@@ -248,8 +255,7 @@ class RunRecorder:
                 f"non-finite loss at update {update}; stopped. The last good checkpoint in "
                 f"{self.out_dir} is kept."
             )
-        stop = _STOP.is_set()
-        if stop or self._checkpoint_due():
+        if save:
             meta = {"update": len(self.rows), "env_steps": new_rows[-1]["env_steps"]}
             save_checkpoint(self.out_dir, learner, meta, resume)
             self.saved_update = len(self.rows)
@@ -258,9 +264,10 @@ class RunRecorder:
         if stop:
             self.plot()
             self.close()
+            how = f"continue with: jmarl train --resume --out {self.out_dir}"
             raise RunInterrupted(
                 f"interrupted at update {len(self.rows)}; checkpoint and returns.png saved in "
-                f"{self.out_dir} (continue with: jmarl train --resume --out {self.out_dir})"
+                f"{self.out_dir}" + (f" ({how})" if resume is not None else "")
             )
 
     def _per_seed(self) -> np.ndarray:
