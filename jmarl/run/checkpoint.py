@@ -25,11 +25,24 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be read or does not fit the run's configuration."""
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def temporary_files(directory: Path, name: str) -> list[Path]:
+    """Temporary files that :func:`atomic_write_bytes` of ``name`` left in ``directory``
+    (a process killed while writing)."""
+    return sorted(Path(directory).glob(f".{name}.*.tmp"))
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Writes ``data`` to ``path`` so that readers see the old or the new file, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # as open() would create it (mkstemp gives 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

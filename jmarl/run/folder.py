@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from jmarl.run.checkpoint import CHECKPOINT_NAME
+from jmarl.run.checkpoint import CHECKPOINT_NAME, temporary_files
 
 LOCK_NAME = ".jmarl.lock"
 TENSORBOARD_DIR = "tensorboard"
@@ -123,6 +123,9 @@ def run_folder(out: Path, resume: bool = False, overwrite: bool = False) -> Iter
             )
         if resume and "config.json" not in held:
             raise RunFolderError(f"--resume: {out} holds no run to continue (no config.json)")
+        for name in RUN_FILES:  # half-written files of a killed run (the lock is ours now)
+            for tmp in temporary_files(out, name):
+                tmp.unlink(missing_ok=True)
         yield out
     finally:
         if lock is not None:

@@ -192,9 +192,16 @@ def test_a_run_killed_with_sigkill_and_resumed_equals_the_uninterrupted_run(
     assert child.returncode == -signal.SIGKILL
     assert len(_rows(run)) == 4 and _checkpoint_update(run) == 2  # rows 3-4 not checkpointed
     assert (run / LOCK_NAME).is_file()  # left behind by the killed process
+    half_written = run / f".{CHECKPOINT_NAME}.x1y2.tmp"  # as a kill inside a write leaves
+    half_written.write_bytes(b"\x85")
     assert main(["train", "--resume", "--out", str(run), "--quiet"]) == 0
     assert _without_wall_time(run) == _without_wall_time(uninterrupted)
     assert _checkpoint_update(run) == 8 and not (run / LOCK_NAME).exists()
+    assert not half_written.exists()
+    umask = os.umask(0o022)
+    os.umask(umask)
+    for name in ("config.json", CHECKPOINT_NAME, "metrics.jsonl"):  # as any file it writes
+        assert (run / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
     walls = [r["wall_time_s"] for r in _rows(run)]
     assert walls == sorted(walls)  # wall time goes on from the killed run's
 
