@@ -187,6 +187,8 @@ def from_dict(data: dict[str, Any]) -> RunConfig:
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """Reads a JSON or TOML config file into a plain dict (not yet validated)."""
     p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"config file {p} is a folder, not a file")
     if not p.is_file():
         raise ValueError(f"config file not found: {p}")
     try:

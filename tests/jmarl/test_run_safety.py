@@ -227,6 +227,30 @@ def test_ctrl_c_saves_a_checkpoint_and_the_plot_and_exits_130(
     assert _without_wall_time(run) == _without_wall_time(uninterrupted)
 
 
+def test_a_recurrent_run_resumes_exactly(tmp_path: Path, monkeypatch) -> None:
+    """The policy carry and env states in the rollout state survive the checkpoint. The run
+    stops (as if killed) right after its first checkpoint, at update 1 of 4: in the middle of
+    episodes (10 steps each, 25 per rollout), where the carry is not a fresh one."""
+    import jmarl.run.recorder as recorder
+
+    argv = ["train", *SMALL, "--log-every", "1", "--episode-length", "10", "--seed", "4"]
+    argv += ["--recurrent", "--gru-size", "8"]
+    assert main([*argv, "--out", str(tmp_path / "whole")]) == 0
+    original = recorder.save_checkpoint
+
+    def save_then_die(*args: object, **kwargs: object) -> None:
+        original(*args, **kwargs)
+        raise SystemExit("killed")
+
+    monkeypatch.setattr(recorder, "save_checkpoint", save_then_die)
+    with pytest.raises(SystemExit, match="killed"):
+        main([*argv, "--out", str(tmp_path / "run")])
+    monkeypatch.undo()
+    assert len(_rows(tmp_path / "run")) == 1
+    assert main(["train", "--resume", "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    assert _without_wall_time(tmp_path / "run") == _without_wall_time(tmp_path / "whole")
+
+
 # --- every error path: one line, exit 2 (bad input) or 1 (runtime failure) -----------------
 
 
@@ -264,13 +288,16 @@ def test_out_os_errors_exit_2_naming_the_folder(tmp_path: Path, capsys, monkeypa
         ("[1, 2]", "must hold a JSON object of settings, not a list"),
         ("{not json", "is not valid JSON"),
         (None, "config file not found"),
+        ("folder", "is a folder, not a file"),
     ],
 )
 def test_bad_config_files_exit_2_naming_the_file(
     tmp_path: Path, capsys, content: str | None, needle: str
 ) -> None:
     conf = tmp_path / "conf.json"
-    if content is not None:
+    if content == "folder":
+        conf.mkdir()
+    elif content is not None:
         conf.write_text(content)
     assert _code(["train", "--config", str(conf), "--out", str(tmp_path / "run")]) == 2
     line = _one_error_line(capsys)
