@@ -169,7 +169,8 @@ def _settings(ns: argparse.Namespace, algorithm: Algorithm, base: dict[str, Any]
     if ns.config:
         file = load_config_file(ns.config)
         saved_out = file.get("out")
-        if not ns.resume and saved_out and Path(saved_out).resolve() == _parent(ns.config):
+        home = Path(ns.config).resolve().parent
+        if not ns.resume and saved_out and Path(saved_out).resolve() == home:
             del file["out"]  # a run's own config.json: train into a new folder, not that run's
         section = dict(data.pop(algorithm.section, {}) or {})
         section.update(file.pop(algorithm.section, {}) or {})
@@ -183,10 +184,6 @@ def _settings(ns: argparse.Namespace, algorithm: Algorithm, base: dict[str, Any]
     data.update({k: v for k, v in flags.items() if k in run_names})
     data[algorithm.section] = section
     return data
-
-
-def _parent(path: str) -> Path:
-    return Path(path).resolve().parent
 
 
 def _run_config(ns: argparse.Namespace, algorithm: Algorithm) -> RunConfig:
@@ -211,7 +208,8 @@ def _run_config(ns: argparse.Namespace, algorithm: Algorithm) -> RunConfig:
 
 
 def _differences(old: dict, new: dict, section: str) -> Iterator[tuple[str, Any, Any]]:
-    """Settings of ``new`` that differ from ``old`` (those a resumed run may change aside)."""
+    """``(name, old value, new value)`` of each setting that differs, the algorithm's
+    ``section`` field by field; :data:`RESUME_FREE_FIELDS` may differ."""
     for key, now in new.items():
         was = old.get(key)
         if key in RESUME_FREE_FIELDS:
@@ -320,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "--debug" in argv:
             raise
         code, message = _error(e)
-        print(f"jmarl {command}: {message}".replace("jmarl : ", "jmarl: "), file=sys.stderr)
+        print(f"{' '.join(('jmarl', command)).strip()}: {message}", file=sys.stderr)
         return code
 
 

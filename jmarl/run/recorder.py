@@ -181,11 +181,6 @@ class RunRecorder:
         config = json.dumps(to_dict(self.cfg), indent=2) + "\n"
         atomic_write_bytes(out_dir / "config.json", config.encode())
 
-    @property
-    def updates_done(self) -> int:
-        """Updates recorded so far (including those of a resumed run)."""
-        return len(self.rows)
-
     def resume_from(self, update: int) -> None:
         """Keeps the first ``update`` rows of ``metrics.jsonl`` (those the checkpoint covers;
         later rows of the interrupted run are dropped) and continues the wall time."""

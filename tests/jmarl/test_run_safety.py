@@ -185,7 +185,8 @@ def test_a_run_killed_with_sigkill_and_resumed_equals_the_uninterrupted_run(
     tmp_path: Path, uninterrupted: Path
 ) -> None:
     run = tmp_path / "run"
-    with _start_child("kill", ["train", *RESUMABLE, "--out", str(run)]) as child:
+    argv = ["train", *RESUMABLE, "--logger", "tensorboard", "--out", str(run)]
+    with _start_child("kill", argv) as child:
         _wait_paused(child)
         os.kill(child.pid, signal.SIGKILL)
         child.communicate(timeout=60)
@@ -204,6 +205,11 @@ def test_a_run_killed_with_sigkill_and_resumed_equals_the_uninterrupted_run(
         assert (run / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
     walls = [r["wall_time_s"] for r in _rows(run)]
     assert walls == sorted(walls)  # wall time goes on from the killed run's
+    # the resumed run kept logging to TensorBoard (config.json says so), and TensorBoard shows
+    # each update once: the killed run's events after the checkpoint are purged
+    assert _tensorboard_scalars(run, "wall_time_s") == {
+        r["env_steps"]: pytest.approx(r["wall_time_s"]) for r in _rows(run)
+    }
 
 
 def test_ctrl_c_saves_a_checkpoint_and_the_plot_and_exits_130(
@@ -350,6 +356,17 @@ def test_runtime_failures_exit_1_with_one_line(tmp_path: Path, capsys, monkeypat
 
 
 # --- TensorBoard ------------------------------------------------------------------------------
+
+
+def _tensorboard_scalars(run: Path, tag: str) -> dict[int, float]:
+    """``{step: value}`` of ``tag`` as TensorBoard shows it; fails on a step shown twice."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    steps = [e.step for e in events.Scalars(tag)]
+    assert len(steps) == len(set(steps)), steps
+    return {e.step: e.value for e in events.Scalars(tag)}
 
 
 def test_tensorboard_logs_every_metric_beside_metrics_jsonl(tmp_path: Path) -> None:
