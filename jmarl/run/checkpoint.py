@@ -18,6 +18,8 @@ import jax
 import numpy as np
 from flax import serialization
 
+from jmarl.algos.base import TrainerState
+
 CHECKPOINT_NAME = "checkpoint.msgpack"
 
 
@@ -132,3 +134,21 @@ def load_checkpoint(
         lambda t, x: jax.random.wrap_key_data(x) if _is_key(t) else x, template, state
     )
     return state, dict(raw.get("meta", {}))
+
+
+def resume_part(state: TrainerState) -> dict[str, Any]:
+    """What a checkpoint holds besides the learner state so that training continues exactly:
+    the rollout state (env states, last timesteps, episode stats, policy carry), the RNG key
+    and the update counter."""
+    return {"rollout": state.rollout, "key": state.key, "update": state.update}
+
+
+def load_trainer_state(directory: Path, template: TrainerState) -> tuple[TrainerState, dict]:
+    """The whole :class:`TrainerState` of a checkpoint saved with ``resume=resume_part(...)``;
+    ``template`` e.g. ``jax.eval_shape(trainer.init, key)``. Returns ``(state, meta)``.
+
+    :raises CheckpointError: as :func:`load_checkpoint`.
+    """
+    learner, meta = load_checkpoint(directory, template.learner)
+    rest, _ = load_checkpoint(directory, resume_part(template), part="resume")
+    return TrainerState(learner=learner, **rest), meta

@@ -23,7 +23,13 @@ from jmarl.algos.base import Trainer, TrainerState
 from jmarl.env.base import Env
 from jmarl.env.registry import make
 from jmarl.eval.evaluate import make_evaluate
-from jmarl.run.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
+from jmarl.run.checkpoint import (
+    CHECKPOINT_NAME,
+    CheckpointError,
+    load_checkpoint,
+    load_trainer_state,
+    resume_part,
+)
 from jmarl.run.config import RunConfig, from_dict, load_config_file
 from jmarl.run.recorder import Progress, RunRecorder
 
@@ -72,19 +78,12 @@ def _compile_chunk(trainer: Trainer, k: int, runner: TrainerState) -> Callable:
     return jax.jit(jax.vmap(chunk), donate_argnums=0).lower(runner).compile()
 
 
-def _resume_part(state: TrainerState) -> dict[str, Any]:
-    """What a checkpoint holds besides the learner to continue training."""
-    return {"rollout": state.rollout, "key": state.key, "update": state.update}
-
-
 def _restore(trainer: Trainer, keys: jax.Array, out_dir: Path) -> tuple[TrainerState, int]:
     """The training state of ``out_dir``'s checkpoint and its update count."""
-    template = jax.eval_shape(jax.vmap(trainer.init), keys)
-    learner, meta = load_checkpoint(out_dir, template.learner)
-    rest, _ = load_checkpoint(out_dir, _resume_part(template), part="resume")
-    state = jax.device_put(TrainerState(learner=learner, **rest))
+    state, meta = load_trainer_state(out_dir, jax.eval_shape(jax.vmap(trainer.init), keys))
+    state = jax.device_put(state)
     update = int(meta.get("update", -1))
-    if not np.all(np.asarray(rest["update"]) == update):
+    if not np.all(np.asarray(state.update) == update):
         raise CheckpointError(f"checkpoint {out_dir / CHECKPOINT_NAME} is inconsistent")
     return state, update
 
@@ -126,7 +125,7 @@ def train_run(
             recorder.compiled()
             for _ in range(done // k, trainer.num_updates // k):
                 runner, metrics = chunk(runner)
-                recorder.record(metrics, runner.learner, _resume_part(runner))
+                recorder.record(metrics, runner.learner, resume_part(runner))
         return recorder.finish()
     finally:
         recorder.close()
