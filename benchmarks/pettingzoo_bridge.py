@@ -191,8 +191,6 @@ def jmarl_training(args: argparse.Namespace) -> dict[str, Any]:
             "env_kwargs": {"N": NUM_AGENTS, "max_cycles": MAX_CYCLES},
             "algo": "mappo",
             "sharing": "shared",
-            "agents": NUM_AGENTS,
-            "episode_length": MAX_CYCLES,
             "steps": args.frames,
             "seed": args.seed,
             "ppo": JMARL_PPO,

@@ -11,6 +11,7 @@ policy carry (``init_carry`` rows) of envs whose episode starts.
 from __future__ import annotations
 
 import importlib
+import inspect
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,7 @@ import numpy as np
 from bridge.convert import from_gymnasium_space
 from bridge.pettingzoo_env import EnhancedPettingZooEnv
 from jmarl.algos.base import ActOutput, Carry, Trainer, Transition
+from jmarl.config_check import ConfigError, check_kwargs
 from jmarl.env import spaces
 from jmarl.env.base import EnvSpec, TimeStep, spec_only
 from jmarl.run.checkpoint import load_checkpoint
@@ -54,6 +56,7 @@ def resolve_pettingzoo(name: str, env_kwargs: dict[str, Any] | None = None) -> C
     if ctor is None:
         raise ValueError(f"module {path!r} has neither parallel_env() nor env()")
     kwargs = dict(env_kwargs or {})
+    check_pettingzoo_kwargs(module, ctor, kwargs, path)
 
     def make() -> Any:
         try:
@@ -62,6 +65,22 @@ def resolve_pettingzoo(name: str, env_kwargs: dict[str, Any] | None = None) -> C
             raise ValueError(f"bad env_kwargs {kwargs} for {path}: {e}") from None
 
     return make
+
+
+def check_pettingzoo_kwargs(module: Any, ctor: Any, kwargs: dict[str, Any], path: str) -> None:
+    """Refuses, before any env is built, ``env_kwargs`` the constructor would not take
+    (unknown names, wrong types by its signature) and episode lengths below one.
+
+    PettingZoo modules' ``parallel_env``/``env`` take ``**kwargs`` and pass them to
+    ``raw_env``, so its signature is the one checked.
+    """
+    params = inspect.signature(ctor).parameters.values()
+    only_var_kw = all(p.kind is p.VAR_KEYWORD for p in params)
+    target = getattr(module, "raw_env", ctor) if only_var_kw else ctor
+    check_kwargs(f"env_kwargs of {path}", target, kwargs)
+    cycles = kwargs.get("max_cycles")
+    if isinstance(cycles, int) and cycles < 1:
+        raise ConfigError(f"env_kwargs of {path}['max_cycles']: must be >= 1, got {cycles}")
 
 
 class HostStep(NamedTuple):
@@ -306,6 +325,7 @@ def train_run(cfg: RunConfig, out_dir: Path, progress: Progress | None = None) -
                 jax.device_get(metrics),
                 episode_return=ret,
                 episodes=episodes,
+                update=u + 1,
                 env_steps=(u + 1) * trainer.steps_per_update,
             )
         )

@@ -26,6 +26,7 @@ from typing import Any, NoReturn
 
 from jmarl.algos import ALGORITHMS
 from jmarl.algos.base import Algorithm
+from jmarl.config_check import SEED_MAX, ConfigError
 from jmarl.run.config import (
     DEFAULT_ALGO,
     FILE_ONLY_FIELDS,
@@ -120,7 +121,8 @@ def _chosen_algorithm(argv: Sequence[str]) -> Algorithm:
                 name = load_config_file(file).get("algo")
             except ValueError:
                 name = None  # reported by the full parse
-    return ALGORITHMS[name] if name in ALGORITHMS else ALGORITHMS[DEFAULT_ALGO]
+    known = isinstance(name, str) and name in ALGORITHMS
+    return ALGORITHMS[name] if known else ALGORITHMS[DEFAULT_ALGO]
 
 
 def build_parser(algorithm: Algorithm | None = None) -> argparse.ArgumentParser:
@@ -179,15 +181,17 @@ def _settings(ns: argparse.Namespace, algorithm: Algorithm, base: dict[str, Any]
     algo_names = {f.name for f in dataclasses.fields(algorithm.config)}
     run_names = {f.name for f in dataclasses.fields(RunConfig)}
     flags = {k: v for k, v in vars(ns).items() if k in algo_names | run_names}
-    section = dict(data.pop(algorithm.section, {}) or {})
-    section.update({k: v for k, v in flags.items() if k in algo_names and k not in run_names})
+    section = data.pop(algorithm.section, None) or {}
+    algo_flags = {k: v for k, v in flags.items() if k in algo_names and k not in run_names}
+    if isinstance(section, dict):  # anything else is refused by from_dict, naming it
+        section = {**section, **algo_flags}
     data.update({k: v for k, v in flags.items() if k in run_names})
     data[algorithm.section] = section
     return data
 
 
 def _run_config(ns: argparse.Namespace, algorithm: Algorithm) -> RunConfig:
-    if not ns.resume:
+    if not ns.resume:  # flags and file values pass the same checks (jmarl.config_check)
         return from_dict(_settings(ns, algorithm, {}))
     if ns.overwrite:
         raise ValueError("--resume and --overwrite exclude each other")
@@ -285,7 +289,9 @@ def _driver(env: str, what: str) -> Any:
 
 def _cmd_evaluate(ns: argparse.Namespace) -> int:
     if ns.episodes < 1:
-        raise ValueError(f"--episodes must be >= 1, got {ns.episodes}")
+        raise ConfigError(f"--episodes must be >= 1, got {ns.episodes}")
+    if not 0 <= ns.seed <= SEED_MAX:
+        raise ConfigError(f"--seed must be >= 0 and <= {SEED_MAX}, got {ns.seed}")
     if not Path(ns.dir).is_dir():
         raise ValueError(f"no such run folder: {ns.dir}")
     config = Path(ns.dir) / "config.json"

@@ -25,6 +25,7 @@ from jmarl.algos.base import (
     TrainOutput,
     Transition,
 )
+from jmarl.config_check import INT32_MAX, ConfigError
 from jmarl.env.base import Env, TimeStep
 from jmarl.types import Params, PRNGKey
 
@@ -121,10 +122,17 @@ def episode_metrics(stats: EpisodeStats, traj: Transition) -> Metrics:
 
 
 def num_updates_for(steps_per_update: int, total_steps: int) -> int:
-    """Updates that fit in ``total_steps`` env steps (at least one)."""
+    """Updates that fit in ``total_steps`` env steps (at least one; at most 2**31-1, the
+    int32 update counter's range)."""
     if total_steps < 1:
-        raise ValueError(f"total env steps must be >= 1, got {total_steps}")
-    return max(1, total_steps // steps_per_update)
+        raise ConfigError(f"total env steps must be >= 1, got {total_steps}")
+    updates = max(1, total_steps // steps_per_update)
+    if updates > INT32_MAX:
+        raise ConfigError(
+            f"{total_steps} env steps are {updates} updates of {steps_per_update} env steps; "
+            f"at most {INT32_MAX} fit the update counter"
+        )
+    return updates
 
 
 def make_trainer(
@@ -143,7 +151,6 @@ def make_trainer(
 ) -> Trainer:
     """The :class:`Trainer` of an algorithm given by its pieces (see :mod:`jmarl.algos.base`)."""
     rollout = make_rollout(env, act, rollout_length)
-    steps_per_update = num_envs * rollout_length
 
     def init(key: PRNGKey) -> TrainerState:
         k_params, k_env, k_run = jax.random.split(key, 3)
@@ -156,7 +163,9 @@ def make_trainer(
         rs, traj = rollout(acting_params(state.learner), rs0, k_roll)
         learner, metrics = learn(state.learner, traj, rs.timestep, k_learn)
         n_upd = state.update + 1
-        metrics = {**metrics, "env_steps": n_upd * steps_per_update}
+        # env steps (n_upd * steps_per_update) are counted on the host, exactly: in int32
+        # they would wrap past 2**31
+        metrics = {**metrics, "update": n_upd}
         metrics.update(episode_metrics(rs.stats, traj))
         return TrainerState(learner, rs, key, n_upd), metrics
 

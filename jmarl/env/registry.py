@@ -33,6 +33,12 @@ def make(name: str, **kwargs: Any) -> Env:
         raise ValueError(f"bad arguments for environment {name!r}: {e}") from None
 
 
+def factory(name: str) -> Callable[..., Env]:
+    """The factory registered under ``name`` (its signature says which kwargs it takes)."""
+    check_name(name)
+    return _REGISTRY[name][0]
+
+
 def check_name(name: str) -> None:
     """Raises ``ValueError`` naming ``name`` (and the closest known name) if it is unknown."""
     if name not in _REGISTRY:

@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jmarl.algos.base import Trainer
 from jmarl.env.base import Env
@@ -58,3 +59,24 @@ def make_evaluate(
         return EvalResult(ret.mean(axis=-1), length)
 
     return evaluate
+
+
+# Episodes evaluated at once by one compiled program: memory grows with this, not with the
+# number of episodes asked for.
+EVAL_CHUNK = 4096
+
+
+def evaluate_in_chunks(
+    run: Callable[[PRNGKey], EvalResult], episodes: int, size: int, key: PRNGKey
+) -> EvalResult:
+    """``episodes`` episodes as ``ceil(episodes / size)`` calls of ``run(key)``, which plays
+    ``size`` episodes (on its last axis; leading axes such as seeds are kept). Results come
+    back on the host (numpy), cut to ``episodes``.
+
+    One call (``episodes <= size``) uses ``key`` itself, chunk ``i`` of several
+    ``fold_in(key, i)``.
+    """
+    if episodes <= size:
+        return EvalResult(*jax.device_get(run(key)))
+    parts = [jax.device_get(run(jax.random.fold_in(key, i))) for i in range(-(-episodes // size))]
+    return jax.tree.map(lambda *xs: np.concatenate(xs, axis=-1)[..., :episodes], *parts)

@@ -4,8 +4,8 @@ from the chosen algorithm's own config class."""
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,17 @@ from typing import Any
 from jmarl.agents.sharing import SHARING_MODES
 from jmarl.algos import ALGORITHMS
 from jmarl.algos.base import Algorithm
+from jmarl.config_check import (
+    INT32_MAX,
+    SEED_MAX,
+    ConfigError,
+    check_fields,
+    check_kwargs,
+    check_range,
+    flag,
+)
 from jmarl.env.registry import check_name
+from jmarl.env.registry import factory as env_factory
 
 PETTINGZOO_PREFIX = "pettingzoo:"
 DEFAULT_ALGO = "mappo"
@@ -30,12 +40,16 @@ class RunConfig:
         critic), ``ippo`` (local critics), ...
     :param sharing: ``shared`` | ``independent`` | ``grouped`` (needs ``agent_groups``) |
         ``custom`` (needs ``policy_mapping`` in a config file: agent id -> policy id).
-    :param agents: number of agents (``num_agents`` of the env).
-    :param steps: env steps per seed (one env step = all agents of one env acting once).
-    :param seed: base random seed.
+    :param agents: number of agents (``num_agents`` of a JAX env; default: the env's own, 3
+        for ``simple_spread``). PettingZoo envs take theirs in ``env_kwargs`` (e.g. ``N``).
+    :param steps: env steps per seed (one env step = all agents of one env acting once);
+        rounded down to whole updates, which must fit the int32 update counter.
+    :param seed: base random seed, 0 .. 2**32-1.
     :param seeds: independent seeds trained together in one compiled program.
-    :param episode_length: steps per episode (``max_steps`` of the env).
-    :param continuous_actions: continuous instead of discrete actions (MPE envs).
+    :param episode_length: steps per episode (``max_steps`` of a JAX env; default: the env's
+        own, 25 for ``simple_spread``). PettingZoo envs: ``max_cycles`` in ``env_kwargs``.
+    :param continuous_actions: continuous instead of discrete actions (JAX MPE envs; default:
+        the env's own). PettingZoo envs: ``continuous_actions`` in ``env_kwargs``.
     :param log_every: updates per compiled chunk: between metric flushes, checks for NaN and
         checkpoints (0 = about 50 chunks per run).
     :param checkpoint_every: updates between checkpoints, rounded up to whole chunks of
@@ -46,9 +60,11 @@ class RunConfig:
         writes TensorBoard event files to ``OUT/tensorboard`` (needs ``tensorboardX``:
         ``pip install 'jmarl[tensorboard]'``). Repeat the flag for several.
     :param out: output folder (default: a new folder under ``runs/``).
-    :param agent_groups: group -> agent ids, for ``sharing=grouped`` (config file only).
-    :param policy_mapping: agent id -> policy id, for ``sharing=custom`` (config file only).
-    :param env_kwargs: keyword arguments of a PettingZoo env's constructor (config file only).
+    :param agent_groups: group -> agent ids, for ``sharing=grouped`` only (config file only).
+    :param policy_mapping: agent id -> policy id, for ``sharing=custom`` only (config file
+        only).
+    :param env_kwargs: further keyword arguments of the env's factory (a JAX env's, checked
+        against its signature) or of a PettingZoo env's constructor (config file only).
     :param algo_config: the algorithm's settings (an instance of its config class; in
         ``config.json`` under the algorithm's section, e.g. ``ppo``); ``None`` means the
         algorithm's run defaults.
@@ -57,12 +73,12 @@ class RunConfig:
     env: str = "simple_spread"
     algo: str = DEFAULT_ALGO
     sharing: str = "shared"
-    agents: int = 3
+    agents: int | None = None
     steps: int = 4_000_000
     seed: int = 0
     seeds: int = 1
-    episode_length: int = 25
-    continuous_actions: bool = False
+    episode_length: int | None = None
+    continuous_actions: bool | None = None
     log_every: int = 0
     checkpoint_every: int = 0
     logger: tuple[str, ...] = ()
@@ -73,38 +89,37 @@ class RunConfig:
     algo_config: Any = None
 
     def __post_init__(self) -> None:
-        if self.env.startswith(PETTINGZOO_PREFIX):
-            module = self.env[len(PETTINGZOO_PREFIX) :]
-            if not module or not all(p.isidentifier() for p in module.split(".")):
-                raise ValueError(
-                    f"--env {self.env!r}: expected pettingzoo:<module path>, "
-                    "e.g. pettingzoo:mpe2.simple_spread_v3"
-                )
-        else:
-            check_name(self.env)
+        if isinstance(self.logger, list):  # from JSON
+            object.__setattr__(self, "logger", tuple(self.logger))
+        check_fields(self, skip=("algo_config",), wide=("steps", "seed"))
+        for name in ("agents", "steps", "seeds", "episode_length"):
+            if getattr(self, name) is not None:
+                check_range(self, name, 1)
+        check_range(self, "seed", 0, SEED_MAX)
+        check_range(self, "log_every", 0)
         algorithm = ALGORITHMS[self.algo]  # ValueError naming the choices
         if self.sharing not in SHARING_MODES:
-            raise ValueError(f"unknown sharing {self.sharing!r}; choose from {list(SHARING_MODES)}")
-        for name in ("agents", "steps", "seeds", "episode_length"):
-            if getattr(self, name) < 1:
-                raise ValueError(
-                    f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}"
-                )
-        for name in ("log_every", "checkpoint_every"):
-            if getattr(self, name) < 0:
-                flag = "--" + name.replace("_", "-")
-                raise ValueError(f"{flag} must be >= 0, got {getattr(self, name)}")
+            raise ConfigError(
+                f"unknown sharing {self.sharing!r}; choose from {list(SHARING_MODES)}"
+            )
+        _check_sharing_settings(self)
+        if self.env.startswith(PETTINGZOO_PREFIX):
+            _check_pettingzoo_settings(self)
+        else:
+            _resolve_jax_env_settings(self)
+        check_range(self, "checkpoint_every", 0)
         _check_loggers(self.logger)
-        object.__setattr__(self, "logger", tuple(self.logger))
         algo_config = self.algo_config if self.algo_config is not None else algorithm.defaults
         if not isinstance(algo_config, algorithm.config):
-            raise ValueError(
+            raise ConfigError(
                 f"algorithm {self.algo!r} takes a {algorithm.config.__name__}, "
                 f"got {type(algo_config).__name__}"
             )
         # fields the algorithm decides (e.g. mappo's critic) are set, so config.json records
         # what actually ran
         object.__setattr__(self, "algo_config", algorithm.configure(algo_config))
+        _check_unused_algo_settings(self)
+        _check_update_count(self)
 
     @property
     def algorithm(self) -> Algorithm:
@@ -119,18 +134,108 @@ RESUME_FREE_FIELDS = ("out", "checkpoint_every", "logger")
 
 def _check_loggers(loggers: Any) -> None:
     if isinstance(loggers, str) or not isinstance(loggers, (list, tuple)):
-        raise ValueError(f"logger must be a list of names from {list(LOGGERS)}, got {loggers!r}")
+        raise ConfigError(f"logger must be a list of names from {list(LOGGERS)}, got {loggers!r}")
     for name in loggers:
         if name not in LOGGERS:
-            raise ValueError(f"unknown --logger {name!r}; choose from {list(LOGGERS)}")
+            raise ConfigError(f"unknown --logger {name!r}; choose from {list(LOGGERS)}")
     if "tensorboard" in loggers:
         import importlib.util
 
         if importlib.util.find_spec("tensorboardX") is None:
-            raise ValueError(
+            raise ConfigError(
                 "--logger tensorboard needs the tensorboardX package: "
                 "pip install 'jmarl[tensorboard]'"
             )
+
+
+# Run settings a JAX env takes as factory arguments (the rest of its arguments: env_kwargs).
+ENV_ARGUMENTS = {
+    "agents": "num_agents",
+    "episode_length": "max_steps",
+    "continuous_actions": "continuous_actions",
+}
+
+
+def _check_sharing_settings(cfg: RunConfig) -> None:
+    """``agent_groups`` only with ``grouped`` sharing, ``policy_mapping`` only with ``custom``."""
+    for name, mode in (("agent_groups", "grouped"), ("policy_mapping", "custom")):
+        if getattr(cfg, name) is not None and cfg.sharing != mode:
+            raise ConfigError(
+                f"{name} is only used with sharing={mode!r}, but sharing is {cfg.sharing!r}: "
+                f"remove {name} or set sharing to {mode!r}"
+            )
+
+
+def _check_pettingzoo_settings(cfg: RunConfig) -> None:
+    """PettingZoo envs are built by their own constructor: the JAX-env settings would be
+    ignored, so they are refused (they belong in ``env_kwargs``)."""
+    module = cfg.env[len(PETTINGZOO_PREFIX) :]
+    if not module or not all(p.isidentifier() for p in module.split(".")):
+        raise ConfigError(
+            f"--env {cfg.env!r}: expected pettingzoo:<module path>, "
+            "e.g. pettingzoo:mpe2.simple_spread_v3"
+        )
+    for name, hint in (("agents", "N"), ("episode_length", "max_cycles")):
+        if getattr(cfg, name) is not None:
+            raise ConfigError(
+                f"{flag(name)} is not used by PettingZoo envs ({cfg.env}): set the env's own "
+                f"constructor argument in env_kwargs instead (e.g. {hint!r} for "
+                "mpe2.simple_spread_v3)"
+            )
+    if cfg.continuous_actions is not None:
+        raise ConfigError(
+            f"--continuous-actions is not used by PettingZoo envs ({cfg.env}): set "
+            "'continuous_actions' in env_kwargs where the env's constructor takes it"
+        )
+
+
+def _resolve_jax_env_settings(cfg: RunConfig) -> None:
+    """Unset env settings take the factory's defaults (so ``config.json`` records what ran);
+    ``env_kwargs`` are checked against the factory's signature."""
+    check_name(cfg.env)
+    factory = env_factory(cfg.env)
+    params = inspect.signature(factory).parameters
+    for name, arg in ENV_ARGUMENTS.items():
+        value = getattr(cfg, name)
+        if arg not in params:
+            if value is not None:
+                raise ConfigError(f"{flag(name)} is not used by env {cfg.env!r}")
+            continue
+        if value is None:
+            object.__setattr__(cfg, name, params[arg].default)
+    if cfg.env_kwargs is not None:
+        for name, arg in ENV_ARGUMENTS.items():
+            if arg in cfg.env_kwargs:
+                raise ConfigError(
+                    f"env_kwargs[{arg!r}]: use {flag(name)} (the run setting) instead"
+                )
+        check_kwargs(f"env_kwargs of env {cfg.env!r}", factory, cfg.env_kwargs)
+
+
+def _check_unused_algo_settings(cfg: RunConfig) -> None:
+    """Algorithm settings that the others make unused (its config's ``unused()``, e.g. PPO's
+    ``gru_size`` without ``recurrent``) must keep their defaults, or they would be ignored."""
+    unused = getattr(cfg.algo_config, "unused", None)
+    defaults = cfg.algorithm.defaults
+    for name, why in (unused() if unused is not None else {}).items():
+        value = getattr(cfg.algo_config, name)
+        if value != getattr(defaults, name):
+            raise ConfigError(f"{flag(name)} {value!r} would be ignored: {why}")
+
+
+def _check_update_count(cfg: RunConfig) -> None:
+    """``steps`` must give at most 2**31-1 updates: the update counter of the compiled
+    program is int32 (env steps are counted on the host, exactly)."""
+    per_update = getattr(cfg.algo_config, "steps_per_update", None)
+    if per_update is None:
+        return
+    updates = cfg.steps // per_update
+    if updates > INT32_MAX:
+        raise ConfigError(
+            f"--steps {cfg.steps} is {updates} updates of {per_update} env steps; at most "
+            f"{INT32_MAX} fit the update counter: lower --steps or raise --num-envs / "
+            "--rollout-length"
+        )
 
 
 # Fields only settable from a config file (not simple scalars on the command line).
@@ -152,26 +257,24 @@ def to_dict(cfg: RunConfig) -> dict[str, Any]:
     return _jsonable(d)
 
 
-def _config_from_dict(cls: type, data: dict[str, Any], base: Any) -> Any:
-    """``base`` with ``data``'s fields replaced; JSON lists become the fields' tuples."""
-    hints = typing.get_type_hints(cls)
-    fixed = {}
-    for name, value in data.items():
-        if typing.get_origin(hints[name]) is tuple and isinstance(value, list):
-            value = tuple(value)
-        fixed[name] = value
-    return dataclasses.replace(base, **fixed)
-
-
 def from_dict(data: dict[str, Any]) -> RunConfig:
     """Inverse of :func:`to_dict`. The algorithm's settings may be nested under its section
     or given flat (top-level keys that are fields of its config class).
 
-    :raises ValueError: unknown keys, naming them.
+    :raises ConfigError: unknown keys, wrong types or values, settings that would be ignored.
     """
     data = dict(data)
-    algorithm = ALGORITHMS[data.get("algo", DEFAULT_ALGO)]
-    algo_data = dict(data.pop(algorithm.section, {}) or {})
+    algo = data.get("algo", DEFAULT_ALGO)
+    if not isinstance(algo, str):
+        raise ConfigError(f"algo: expected str, got {algo!r} ({type(algo).__name__})")
+    algorithm = ALGORITHMS[algo]
+    section = data.pop(algorithm.section, None)
+    if section is not None and not isinstance(section, dict):
+        raise ConfigError(
+            f"{algorithm.section}: expected a table of {algorithm.config.__name__} settings, "
+            f"got {section!r}"
+        )
+    algo_data = dict(section or {})
     run_names = {f.name for f in dataclasses.fields(RunConfig)} - {"algo_config"}
     algo_names = {f.name for f in dataclasses.fields(algorithm.config)}
     for key in list(data):
@@ -179,8 +282,9 @@ def from_dict(data: dict[str, Any]) -> RunConfig:
             algo_data[key] = data.pop(key)
     unknown = sorted(set(data) - run_names) + sorted(set(algo_data) - algo_names)
     if unknown:
-        raise ValueError(f"unknown config keys for --algo {algorithm.name}: {', '.join(unknown)}")
-    algo_config = _config_from_dict(algorithm.config, algo_data, algorithm.defaults)
+        raise ConfigError(f"unknown config keys for --algo {algorithm.name}: {', '.join(unknown)}")
+    # every value is checked against its field's annotation by the configs' __post_init__
+    algo_config = dataclasses.replace(algorithm.defaults, **algo_data)
     return RunConfig(**data, algo_config=algo_config)
 
 
@@ -190,11 +294,11 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     if p.is_dir():
         raise ValueError(f"config file {p} is a folder, not a file")
     if not p.is_file():
-        raise ValueError(f"config file not found: {p}")
+        raise ConfigError(f"config file not found: {p}")
     try:
         text = p.read_text()
     except (OSError, UnicodeDecodeError) as e:
-        raise ValueError(f"config file {p} cannot be read: {e}") from None
+        raise ConfigError(f"config file {p} cannot be read: {e}") from None
     if p.suffix == ".toml":
         import tomllib
 
@@ -205,9 +309,9 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        raise ValueError(f"config file {p} is not valid JSON: {e}") from None
+        raise ConfigError(f"config file {p} is not valid JSON: {e}") from None
     if not isinstance(data, dict):
-        raise ValueError(
+        raise ConfigError(
             f"config file {p} must hold a JSON object of settings, not a {type(data).__name__}"
         )
     return data

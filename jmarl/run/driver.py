@@ -11,6 +11,7 @@ does.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from jmarl.agents.sharing import make_policy_mapping
 from jmarl.algos.base import Trainer, TrainerState
 from jmarl.env.base import Env
 from jmarl.env.registry import make
-from jmarl.eval.evaluate import make_evaluate
+from jmarl.eval.evaluate import EVAL_CHUNK, evaluate_in_chunks, make_evaluate
 from jmarl.run.checkpoint import (
     CHECKPOINT_NAME,
     CheckpointError,
@@ -30,18 +31,17 @@ from jmarl.run.checkpoint import (
     load_trainer_state,
     resume_part,
 )
-from jmarl.run.config import RunConfig, from_dict, load_config_file
+from jmarl.run.config import ENV_ARGUMENTS, RunConfig, from_dict, load_config_file
 from jmarl.run.recorder import Progress, RunRecorder
+from jmarl.run.resources import check_fits, program_bytes, tree_bytes
 
 
 def build_env(cfg: RunConfig) -> Env:
-    """The JAX env named by ``cfg``."""
-    return make(
-        cfg.env,
-        num_agents=cfg.agents,
-        max_steps=cfg.episode_length,
-        continuous_actions=cfg.continuous_actions,
-    )
+    """The JAX env named by ``cfg``: its env settings (those the factory takes, see
+    :data:`~jmarl.run.config.ENV_ARGUMENTS`) and ``env_kwargs``."""
+    settings = {arg: getattr(cfg, name) for name, arg in ENV_ARGUMENTS.items()}
+    kwargs = {arg: v for arg, v in settings.items() if v is not None}
+    return make(cfg.env, **kwargs, **(cfg.env_kwargs or {}))
 
 
 def build_mapping_fn(cfg: RunConfig) -> Callable[[str], str] | None:
@@ -68,14 +68,39 @@ def chunk_length(num_updates: int, log_every: int) -> int:
     """Updates per compiled chunk: ``log_every`` or about 50 chunks, dividing ``num_updates``."""
     target = log_every if log_every > 0 else max(1, math.ceil(num_updates / 50))
     target = min(target, num_updates)
-    return max(d for d in range(1, target + 1) if num_updates % d == 0)
+    small = [d for d in range(1, math.isqrt(num_updates) + 1) if num_updates % d == 0]
+    divisors = small + [num_updates // d for d in small]  # O(sqrt(n)), not O(n): no hang
+    return max(d for d in divisors if d <= target)
 
 
-def _compile_chunk(trainer: Trainer, k: int, runner: TrainerState) -> Callable:
+def with_env_steps(metrics: dict[str, Any], steps_per_update: int) -> dict[str, Any]:
+    """``metrics`` (on the host) with ``env_steps`` computed exactly from the int32 ``update``
+    counter: in int64, where the compiled program's int32 would wrap past 2**31."""
+    metrics = jax.device_get(metrics)
+    return {**metrics, "env_steps": np.asarray(metrics["update"], np.int64) * steps_per_update}
+
+
+def _compile_chunk(trainer: Trainer, k: int, runner: Any) -> Callable:
+    """``runner``: the state ``[seeds, ...]`` or only its shapes (``jax.eval_shape``)."""
+
     def chunk(r: TrainerState) -> tuple[TrainerState, dict]:
         return jax.lax.scan(lambda c, _: trainer.step(c), r, None, length=k)
 
     return jax.jit(jax.vmap(chunk), donate_argnums=0).lower(runner).compile()
+
+
+def compile_training(trainer: Trainer, k: int, keys: jax.Array) -> Callable:
+    """The compiled chunk of ``k`` updates for the seeds' ``keys``, compiled from shapes only
+    after checking that the training state fits; then XLA's memory analysis of the program
+    must fit too.
+
+    :raises ResourceError: naming the estimate and the flags to lower; nothing was allocated.
+    """
+    state = jax.eval_shape(jax.vmap(trainer.init), keys)
+    check_fits(2 * tree_bytes(state), "the training state (--seeds x --num-envs envs)")
+    chunk = _compile_chunk(trainer, k, state)
+    check_fits(program_bytes(chunk), f"training ({k} updates per compiled chunk)")
+    return chunk
 
 
 def _restore(trainer: Trainer, keys: jax.Array, out_dir: Path) -> tuple[TrainerState, int]:
@@ -94,15 +119,20 @@ def train_run(
     """Trains ``cfg`` writing ``config.json``, ``metrics.jsonl``, ``returns.png`` and a
     checkpoint into ``out_dir``; returns a summary dict.
 
-    :param progress: called once before compiling with ``(env steps so far, {})``, then
-        after each chunk with (env steps done, last metrics row).
+    :param progress: called with ``(0, {})`` before compiling (and again, with the env steps
+        so far, once the run folder is written), then after each chunk with (env steps done,
+        last metrics row).
     :param resume: continue the run in ``out_dir`` from its checkpoint (from the start if
         it has none yet); ``cfg`` must be its configuration.
     :raises TrainingError: on a non-finite loss or parameters (checkpoint left intact).
+    :raises ResourceError: the program cannot fit in memory (nothing written).
     :raises RunInterrupted: Ctrl-C under :func:`~jmarl.run.recorder.stop_on_sigint`.
     """
     env = build_env(cfg)
     trainer = build_trainer(cfg, env)
+    t_start = time.perf_counter()
+    if progress is not None:
+        progress(0, {})  # compiling
     keys = jax.random.split(jax.random.key(cfg.seed), cfg.seeds)
     k = chunk_length(trainer.num_updates, cfg.log_every)
     done, runner = 0, None
@@ -113,19 +143,19 @@ def train_run(
                 f"checkpoint {out_dir / CHECKPOINT_NAME} is at update {done}, not the end of "
                 f"a chunk of {k} updates of this run"
             )
-    recorder = RunRecorder(cfg, out_dir, progress, trainer.num_updates, resume)
+    chunk = compile_training(trainer, k, keys)  # before anything is written
+    recorder = RunRecorder(cfg, out_dir, progress, trainer.num_updates, resume, t_start)
     try:
         if resume:
             recorder.resume_from(done)
         recorder.started()
         if runner is None:
             runner = jax.jit(jax.vmap(trainer.init))(keys)
-        if done < trainer.num_updates:
-            chunk = _compile_chunk(trainer, k, runner)
-            recorder.compiled()
-            for _ in range(done // k, trainer.num_updates // k):
-                runner, metrics = chunk(runner)
-                recorder.record(metrics, runner.learner, resume_part(runner))
+        recorder.compiled()
+        for _ in range(done // k, trainer.num_updates // k):
+            runner, metrics = chunk(runner)
+            metrics = with_env_steps(metrics, trainer.steps_per_update)
+            recorder.record(metrics, runner.learner, resume_part(runner))
         return recorder.finish()
     finally:
         recorder.close()
@@ -145,11 +175,10 @@ def evaluate_run(
     template = jax.eval_shape(jax.vmap(trainer.init_learner), keys)
     template = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), template)
     learner, meta = load_checkpoint(Path(out_dir), template)
-    evaluate = make_evaluate(env, trainer, episodes, deterministic)
+    size = min(episodes, EVAL_CHUNK)  # memory bounded by the chunk, not by --episodes
+    evaluate = jax.jit(jax.vmap(make_evaluate(env, trainer, size, deterministic), (0, None)))
     params = jax.vmap(trainer.acting_params)(learner)
-    res = jax.device_get(
-        jax.jit(jax.vmap(evaluate, in_axes=(0, None)))(params, jax.random.key(seed))
-    )
+    res = evaluate_in_chunks(lambda k: evaluate(params, k), episodes, size, jax.random.key(seed))
     out: dict[str, Any] = {
         "episode_return": float(np.mean(res.returns)),
         "episode_return_std": float(np.std(res.returns)),

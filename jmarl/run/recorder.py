@@ -160,7 +160,10 @@ class RunRecorder:
         progress: Progress | None = None,
         num_updates: int | None = None,
         resume: bool = False,
+        started_at: float | None = None,
     ):
+        """:param started_at: ``time.perf_counter()`` when the run started (default: now),
+        if the driver compiled before creating the recorder."""
         out_dir.mkdir(parents=True, exist_ok=True)
         self.cfg = cfg if cfg.out == str(out_dir) else replace(cfg, out=str(out_dir))
         self.out_dir = out_dir
@@ -168,7 +171,7 @@ class RunRecorder:
         self.num_updates = num_updates
         self.rows: list[dict[str, Any]] = []
         self.saved_update = 0
-        self.t_start = time.perf_counter()
+        self.t_start = time.perf_counter() if started_at is None else started_at
         self.t_prev = 0.0
         self.compile_s = 0.0
         self._metrics_path = out_dir / "metrics.jsonl"

@@ -89,9 +89,9 @@ def _check_step(trainer: Trainer) -> None:
     assert before == after, f"step changed the carry:{_mismatch(before, after)}"
     step(new)
     assert len(traces) == 1, "step retraced for a carry of the same shapes"
-    for name in ("env_steps", "episode_return", "loss"):
+    for name in ("update", "episode_return", "loss"):
         assert name in metrics, f"metrics lack {name!r}: {sorted(metrics)}"
-    assert int(metrics["env_steps"]) == trainer.steps_per_update
+    assert int(metrics["update"]) == 1
 
 
 def _check_train(trainer: Trainer, train: Any) -> None:
@@ -104,7 +104,7 @@ def _check_train(trainer: Trainer, train: Any) -> None:
     keys = jax.random.split(jax.random.key(3), 2)
     many = jax.jit(jax.vmap(trainer.train))(keys)
     one = train(keys[1])
-    for name in ("loss", "env_steps"):
+    for name in ("loss", "update"):
         np.testing.assert_allclose(many.metrics[name][1], one.metrics[name], rtol=2e-4, atol=1e-5)
 
 

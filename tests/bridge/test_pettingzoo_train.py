@@ -139,7 +139,10 @@ def test_bad_env_kwargs_are_named(tmp_path: Path, capsys) -> None:
         json.dumps({"env": "pettingzoo:mpe2.simple_spread_v3", "env_kwargs": {"bogus_arg": 1}})
     )
     assert main(["train", "--config", str(conf), "--quiet", "--out", str(tmp_path / "r")]) == 2
-    assert "bad env_kwargs {'bogus_arg': 1}" in capsys.readouterr().err
+    assert (
+        "env_kwargs of mpe2.simple_spread_v3: unknown argument 'bogus_arg'"
+        in capsys.readouterr().err
+    )
 
 
 # Per-agent episode returns on mpe2 simple_spread (3 agents, 25 steps), mean +- standard error

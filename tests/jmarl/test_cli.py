@@ -146,7 +146,7 @@ def _exit_code(argv: list[str]) -> int:
         (["train", "--algo", "dqn"], "unknown algorithm 'dqn'"),
         (["train", "--env", "simple_sprad"], "did you mean 'simple_spread'"),
         (["train", "--sharing", "everyone"], "unknown sharing"),
-        (["train", "--agents", "0"], "--agents must be >= 1"),
+        (["train", "--agents", "0"], "(--agents): must be >= 1"),
         (["train", "--steps", "ten"], "invalid int value"),
         (["train", "--bogus"], "unrecognized arguments"),
         (

@@ -42,7 +42,7 @@ def test_two_updates_of_every_mode(algo: str, sharing: str, continuous: bool) ->
     assert m["loss"].shape == (2,)
     for name in ("loss", "policy_loss", "value_loss", "entropy", "grad_norm"):
         assert np.all(np.isfinite(m[name])), name
-    np.testing.assert_array_equal(m["env_steps"], [10, 20])
+    np.testing.assert_array_equal(m["update"], [1, 2])
     assert int(out.state.update) == 2
 
 

@@ -121,6 +121,47 @@ def test_each_agent_gets_its_own_policys_output(mode: str, kw: dict) -> None:
         np.testing.assert_allclose(out[agent], x[agent] @ own[pid], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize(("mode", "kw"), SHARING_CASES[:3])
+@pytest.mark.parametrize("batch_dims", [1, 2])
+def test_batch_axes_give_each_row_its_own_policys_output(
+    mode: str, kw: dict, batch_dims: int
+) -> None:
+    spec = _spec(4)
+    lead = (5, 2)[:batch_dims]
+    x = jax.random.normal(jax.random.key(1), (*lead, 4, 3))
+    mapping = make_policy_mapping(spec, mode, **kw)
+    net = share(_linear(), mapping)
+    params = net.init(jax.random.key(0))
+    out = net.apply(params, x, batch_dims=batch_dims)
+    assert out.shape == (*lead, 4, 2)
+    own = _params_by_policy(mapping, params)
+    for agent, pid in enumerate(mapping.policy_of_agent):
+        expected = x[..., agent, :] @ own[pid]
+        np.testing.assert_allclose(out[..., agent, :], expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(("algo", "agent_id"), [("ippo", False), ("mappo", True)])
+def test_actor_critic_batch_axes_equal_a_vmap_over_the_batch(algo: str, agent_id: bool) -> None:
+    spec = _spec(4)
+    cfg = jmarl.ppo_config_for(algo, jmarl.PPOConfig(agent_id_input=agent_id))
+    ac = make_actor_critic(spec, make_policy_mapping(spec, "shared"), cfg)
+    params = ac.init(jax.random.key(0))
+    obs = jax.random.normal(jax.random.key(1), (6, 4, 3))
+    state = jax.random.normal(jax.random.key(2), (6, 5))
+    np.testing.assert_allclose(
+        ac.policy(params.actor, obs, batch_dims=1),
+        jax.vmap(ac.policy, in_axes=(None, 0))(params.actor, obs),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    np.testing.assert_allclose(
+        ac.value(params.critic, obs, state, batch_dims=1),
+        jax.vmap(ac.value, in_axes=(None, 0, 0))(params.critic, obs, state),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
 def test_the_cases_include_orders_that_do_not_undo_themselves() -> None:
     def involution(mode: str, kw: dict) -> bool:
         mapping = make_policy_mapping(_spec(4), mode, **kw)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from jmarl.config_check import INT32_MAX, ConfigError, check_fields, check_range, flag
 from jmarl.nn.cross_agent import MIXERS
 
 
@@ -74,40 +75,49 @@ class PPOConfig:
     critic_mixing: str = "none"
 
     def __post_init__(self) -> None:
-        positive = ("num_envs", "rollout_length", "num_epochs", "num_minibatches")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ValueError(f"PPOConfig.{name} must be >= 1, got {getattr(self, name)}")
+        check_fields(self)  # types from the annotations: "64" is not a tuple of widths
+        for name in ("num_envs", "rollout_length", "num_epochs", "num_minibatches", "gru_size"):
+            check_range(self, name, 1)
+        for name in ("encoder_features", "embed_dim", "hidden_sizes", "cnn_channels"):
+            check_range(self, name, 1)
+        for name in ("hidden_sizes", "cnn_channels"):
+            if not getattr(self, name):
+                raise ConfigError(f"PPOConfig.{name} ({flag(name)}): needs at least one width")
+        check_range(self, "lr", 0.0, strict_low=True)
+        check_range(self, "max_grad_norm", 0.0, strict_low=True)
+        for name in ("clip_eps", "ent_coef", "vf_coef"):
+            check_range(self, name, 0.0)
+        for name in ("gamma", "gae_lambda"):
+            check_range(self, name, 0.0, 1.0)
+        if self.num_envs * self.rollout_length > INT32_MAX:
+            raise ConfigError(
+                f"num_envs*rollout_length ({self.num_envs * self.rollout_length}) must fit in "
+                f"int32 (at most {INT32_MAX})"
+            )
         if (self.num_envs * self.rollout_length) % self.num_minibatches:
-            raise ValueError(
+            raise ConfigError(
                 f"num_envs*rollout_length ({self.num_envs * self.rollout_length}) must be "
                 f"divisible by num_minibatches ({self.num_minibatches})"
             )
         if self.recurrent and self.num_envs % self.num_minibatches:
-            raise ValueError(
+            raise ConfigError(
                 f"recurrent PPO splits minibatches over envs: num_envs ({self.num_envs}) must "
                 f"be divisible by num_minibatches ({self.num_minibatches})"
             )
         if self.critic_mixing not in ("none", *MIXERS):
-            raise ValueError(
+            raise ConfigError(
                 f"unknown critic_mixing {self.critic_mixing!r}; expected none, {', '.join(MIXERS)}"
             )
         if self.critic_mixing != "none" and self.recurrent:
-            raise ValueError("critic_mixing is feed-forward only: not with recurrent=True")
-        if self.gru_size < 1:
-            raise ValueError(f"PPOConfig.gru_size must be >= 1, got {self.gru_size}")
-        if not 0.0 <= self.gamma <= 1.0 or not 0.0 <= self.gae_lambda <= 1.0:
-            raise ValueError("gamma and gae_lambda must lie in [0, 1]")
-        if self.lr <= 0:
-            raise ValueError(f"PPOConfig.lr must be > 0, got {self.lr}")
+            raise ConfigError("critic_mixing is feed-forward only: not with recurrent=True")
         if self.activation not in ("tanh", "relu", "gelu", "silu"):
-            raise ValueError(f"unknown activation {self.activation!r}")
-        if not self.hidden_sizes or min(self.hidden_sizes) < 1:
-            raise ValueError(f"hidden_sizes must be positive widths, got {self.hidden_sizes}")
-        if self.encoder_features < 1 or self.embed_dim < 1:
-            raise ValueError("encoder_features and embed_dim must be >= 1")
-        if not self.cnn_channels or min(self.cnn_channels) < 1:
-            raise ValueError(f"cnn_channels must be positive widths, got {self.cnn_channels}")
+            raise ConfigError(
+                f"unknown activation {self.activation!r}; expected tanh, relu, gelu or silu"
+            )
+
+    def unused(self) -> dict[str, str]:
+        """Fields these settings ignore, with why (``jmarl train`` refuses changed ones)."""
+        return {} if self.recurrent else {"gru_size": "it is only used with --recurrent"}
 
     @property
     def steps_per_update(self) -> int:

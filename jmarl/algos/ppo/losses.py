@@ -41,8 +41,8 @@ def ppo_loss(
     tr = batch.transition
     mask = tr.alive.astype(jnp.float32)
     if ac.gru_size is None:
-        dist_params = jax.vmap(ac.policy, in_axes=(None, 0))(params.actor, tr.obs)
-        values = jax.vmap(ac.value, in_axes=(None, 0, 0))(params.critic, tr.obs, tr.state)
+        dist_params = ac.policy(params.actor, tr.obs, batch_dims=1)
+        values = ac.value(params.critic, tr.obs, tr.state, batch_dims=1)
     else:
         h0 = jax.tree.map(lambda h: h[0], tr.extras["carry"])
         dist_params, values = unroll(ac, params, h0, tr.obs, tr.state, tr.extras["reset"])

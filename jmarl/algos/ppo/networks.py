@@ -44,8 +44,10 @@ class ActorCritic(NamedTuple):
     """Pure functions of a multi-agent actor-critic.
 
     * ``init(key) -> ActorCriticParams``
-    * ``policy(actor_params, obs [N, ...]) -> dist params [N, P]`` (feed-forward only)
-    * ``value(critic_params, obs [N, ...], state [S]) -> values [N]`` (feed-forward only)
+    * ``policy(actor_params, obs [*B, N, ...], batch_dims=0) -> dist params [*B, N, P]``
+      (feed-forward only; ``batch_dims`` leading batch axes ``B``)
+    * ``value(critic_params, obs [*B, N, ...], state [*B, S], batch_dims=0) -> values
+      [*B, N]`` (feed-forward only)
     * ``policy_step(actor_params, h [N, H], obs [N, ...], reset bool[N]) -> (h, dist [N, P])``
     * ``value_step(critic_params, h [N, H], obs [N, ...], state [S], reset bool[N]) ->
       (h, values [N])``
@@ -55,26 +57,34 @@ class ActorCritic(NamedTuple):
     """
 
     init: Callable[[PRNGKey], ActorCriticParams]
-    policy: Callable[[tuple[Params, ...], PyTree], Array]
-    value: Callable[[tuple[Params, ...], PyTree, Array], Array]
+    policy: Callable[..., Array]
+    value: Callable[..., Array]
     distribution: ActionDistribution
     policy_step: Callable[..., tuple[PyTree, Array]]
     value_step: Callable[..., tuple[PyTree, Array]]
     gru_size: int | None = None
 
 
-def actor_inputs(obs: PyTree, cfg: PPOConfig, num_agents: int) -> PyTree:
-    """Per-agent actor input ``[N, ...]``: the observation, plus a one-hot id if configured."""
+def actor_inputs(obs: PyTree, cfg: PPOConfig, num_agents: int, batch_dims: int = 0) -> PyTree:
+    """Per-agent actor input ``[*B, N, ...]``: the observation, plus a one-hot id if
+    configured (``batch_dims`` leading axes ``B``)."""
     if cfg.agent_id_input:
-        return {"obs": obs, "agent_id": agent_one_hot(num_agents)}
+        lead = jax.tree.leaves(obs)[0].shape[:batch_dims]
+        ids = jnp.broadcast_to(agent_one_hot(num_agents), (*lead, num_agents, num_agents))
+        return {"obs": obs, "agent_id": ids}
     return obs
 
 
-def critic_inputs(obs: PyTree, state: Array, cfg: PPOConfig, num_agents: int) -> PyTree:
-    """Per-agent critic input ``[N, ...]`` (global state broadcast to agents for MAPPO)."""
-    x = actor_inputs(obs, cfg, num_agents)
+def critic_inputs(
+    obs: PyTree, state: Array, cfg: PPOConfig, num_agents: int, batch_dims: int = 0
+) -> PyTree:
+    """Per-agent critic input ``[*B, N, ...]`` (global state ``[*B, S]`` broadcast to agents
+    for MAPPO)."""
+    x = actor_inputs(obs, cfg, num_agents, batch_dims)
     if cfg.centralized_critic:
-        return {"own": x, "state": jnp.broadcast_to(state, (num_agents, *state.shape))}
+        lead, rest = state.shape[:batch_dims], state.shape[batch_dims:]
+        per_agent = jnp.broadcast_to(jnp.expand_dims(state, batch_dims), (*lead, num_agents, *rest))
+        return {"own": x, "state": per_agent}
     return x
 
 
@@ -116,7 +126,7 @@ def _mixed_critic(spec: EnvSpec, cfg: PPOConfig, mapping: PolicyMapping) -> Netw
     )
     head = make_head(width, cfg.hidden_sizes[1:], 1, cfg.activation, out_scale=1.0)
     net = share_cross_agent(make_cross_agent(torso, head, cfg.critic_mixing, width, n), mapping)
-    return Network(net.init, lambda p, x: net.apply(p, x)[..., 0])
+    return Network(net.init, lambda p, x, batch_dims=0: net.apply(p, x, batch_dims)[..., 0])
 
 
 def _networks(spec: EnvSpec, cfg: PPOConfig, param_size: int) -> tuple[Network, Network]:
@@ -184,11 +194,15 @@ def make_actor_critic(spec: EnvSpec, mapping: PolicyMapping, cfg: PPOConfig) -> 
         ff = _feed_forward_only
         return ActorCritic(init, ff, ff, dist, policy_step, value_step, cfg.gru_size)
 
-    def policy(params: tuple[Params, ...], obs: PyTree) -> Array:
-        return actor_n.apply(params, actor_inputs(obs, cfg, n))
+    def policy(params: tuple[Params, ...], obs: PyTree, batch_dims: int = 0) -> Array:
+        x = actor_inputs(obs, cfg, n, batch_dims)
+        out: Array = actor_n.apply(params, x, batch_dims=batch_dims)
+        return out
 
-    def value(params: tuple[Params, ...], obs: PyTree, state: Array) -> Array:
-        return critic_n.apply(params, critic_inputs(obs, state, cfg, n))
+    def value(params: tuple[Params, ...], obs: PyTree, state: Array, batch_dims: int = 0) -> Array:
+        x = critic_inputs(obs, state, cfg, n, batch_dims)
+        out: Array = critic_n.apply(params, x, batch_dims=batch_dims)
+        return out
 
     return ActorCritic(
         init,

@@ -5,14 +5,15 @@
 >>> cfg = jmarl.PPOConfig(num_envs=2, rollout_length=5, num_minibatches=1, num_epochs=1)
 >>> trainer = jmarl.make_ppo(env, cfg, total_steps=20)
 >>> out = jax.jit(trainer.train)(jax.random.key(0))
->>> out.metrics["env_steps"].shape
-(2,)
+>>> out.metrics["update"].tolist()  # env steps: update * trainer.steps_per_update
+[1, 2]
 
 ``jax.jit(jax.vmap(trainer.train))(keys)`` trains one seed per key in one program.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 
 import jax
@@ -41,8 +42,8 @@ def make_act(ac: ActorCritic) -> Callable[..., ActOutput]:
     """
     if ac.gru_size is not None:
         return _make_recurrent_act(ac)
-    policy = jax.vmap(ac.policy, in_axes=(None, 0))
-    value = jax.vmap(ac.value, in_axes=(None, 0, 0))
+    policy = functools.partial(ac.policy, batch_dims=1)
+    value = functools.partial(ac.value, batch_dims=1)
 
     def act(
         params: ActorCriticParams,
@@ -111,8 +112,9 @@ def make_last_value(ac: ActorCritic) -> Callable[[ActorCriticParams, Transition,
     carry, so no carry is passed between ``act`` and ``learn``.
     """
     if ac.gru_size is None:
-        value = jax.vmap(ac.value, in_axes=(None, 0, 0))
-        return lambda params, traj, last_ts: value(params.critic, last_ts.obs, last_ts.state)
+        return lambda params, traj, last_ts: ac.value(
+            params.critic, last_ts.obs, last_ts.state, batch_dims=1
+        )
     step = jax.vmap(ac.value_step, in_axes=(None, 0, 0, 0, 0))
 
     def last_value(params: ActorCriticParams, traj: Transition, last_ts: TimeStep) -> Array:

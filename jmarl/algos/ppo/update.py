@@ -15,6 +15,7 @@ from jmarl.algos.base import Transition
 from jmarl.algos.ppo.config import PPOConfig
 from jmarl.algos.ppo.losses import PPOBatch, ppo_loss
 from jmarl.algos.ppo.networks import ActorCritic, ActorCriticParams
+from jmarl.config_check import INT32_MAX, ConfigError
 from jmarl.ops.returns import gae_advantages
 from jmarl.types import Array, PRNGKey
 
@@ -86,6 +87,12 @@ def make_optimizer(
     auxiliary loss with its own ``optimizer`` gets that one instead.
     """
     steps = max(num_updates, 1) * cfg.num_epochs * cfg.num_minibatches
+    if cfg.anneal_lr and steps > INT32_MAX:  # optax counts optimizer steps in int32
+        raise ConfigError(
+            f"--anneal-lr over {steps} optimizer steps (updates x --num-epochs x "
+            f"--num-minibatches): at most {INT32_MAX} fit optax's step counter; lower --steps "
+            "or use --no-anneal-lr"
+        )
     lr = optax.linear_schedule(cfg.lr, 0.0, steps) if cfg.anneal_lr else cfg.lr
 
     def one() -> optax.GradientTransformation:
