@@ -174,8 +174,10 @@ def _settings(ns: argparse.Namespace, algorithm: Algorithm, base: dict[str, Any]
         home = Path(ns.config).resolve().parent
         if not ns.resume and saved_out and Path(saved_out).resolve() == home:
             del file["out"]  # a run's own config.json: train into a new folder, not that run's
-        section = dict(data.pop(algorithm.section, {}) or {})
-        section.update(file.pop(algorithm.section, {}) or {})
+        section = data.pop(algorithm.section, None) or {}
+        from_file = file.pop(algorithm.section, None) or {}
+        both = isinstance(section, dict) and isinstance(from_file, dict)
+        section = {**section, **from_file} if both else from_file  # else: from_dict names it
         data.update(file)
         data[algorithm.section] = section
     algo_names = {f.name for f in dataclasses.fields(algorithm.config)}
