@@ -287,7 +287,7 @@ def train_run(cfg: RunConfig, out_dir: Path, progress: Progress | None = None) -
     trainer = s.trainer
     learn = jax.jit(trainer.learn)
     act = make_act(trainer)
-    recorder = RunRecorder(cfg, out_dir, progress)
+    recorder = RunRecorder(cfg, out_dir, progress, trainer.num_updates)
     recorder.started()
     key, k_init = jax.random.split(jax.random.key(cfg.seed))
     learner = trainer.init_learner(k_init)

@@ -50,7 +50,15 @@ class RunConfig:
         own, 25 for ``simple_spread``). PettingZoo envs: ``max_cycles`` in ``env_kwargs``.
     :param continuous_actions: continuous instead of discrete actions (JAX MPE envs; default:
         the env's own). PettingZoo envs: ``continuous_actions`` in ``env_kwargs``.
-    :param log_every: updates between metric flushes / checkpoints (0 = about 50 per run).
+    :param log_every: updates per compiled chunk: between metric flushes, checks for NaN and
+        checkpoints (0 = about 50 chunks per run).
+    :param checkpoint_every: updates between checkpoints, rounded up to whole chunks of
+        ``log_every`` (0 = after every chunk). The last update, Ctrl-C and a NaN stop always
+        leave a checkpoint of the last good update; fewer checkpoints cost less disk I/O but
+        ``--resume`` after a crash repeats more updates.
+    :param logger: metric loggers beside ``metrics.jsonl`` (always written): ``tensorboard``
+        writes TensorBoard event files to ``OUT/tensorboard`` (needs ``tensorboardX``:
+        ``pip install 'jmarl[tensorboard]'``). Repeat the flag for several.
     :param out: output folder (default: a new folder under ``runs/``).
     :param agent_groups: group -> agent ids, for ``sharing=grouped`` only (config file only).
     :param policy_mapping: agent id -> policy id, for ``sharing=custom`` only (config file
@@ -72,6 +80,8 @@ class RunConfig:
     episode_length: int | None = None
     continuous_actions: bool | None = None
     log_every: int = 0
+    checkpoint_every: int = 0
+    logger: tuple[str, ...] = ()
     out: str | None = None
     agent_groups: dict[str, list[str]] | None = None
     policy_mapping: dict[str, str] | None = None
@@ -79,6 +89,8 @@ class RunConfig:
     algo_config: Any = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.logger, list):  # from JSON
+            object.__setattr__(self, "logger", tuple(self.logger))
         check_fields(self, skip=("algo_config",), wide=("steps", "seed"))
         for name in ("agents", "steps", "seeds", "episode_length"):
             if getattr(self, name) is not None:
@@ -95,6 +107,8 @@ class RunConfig:
             _check_pettingzoo_settings(self)
         else:
             _resolve_jax_env_settings(self)
+        check_range(self, "checkpoint_every", 0)
+        _check_loggers(self.logger)
         algo_config = self.algo_config if self.algo_config is not None else algorithm.defaults
         if not isinstance(algo_config, algorithm.config):
             raise ConfigError(
@@ -111,6 +125,27 @@ class RunConfig:
     def algorithm(self) -> Algorithm:
         """The registered algorithm ``algo`` names."""
         return ALGORITHMS[self.algo]
+
+
+LOGGERS = ("tensorboard",)
+# Settings that do not change what a run computes: a resumed run may change them.
+RESUME_FREE_FIELDS = ("out", "checkpoint_every", "logger")
+
+
+def _check_loggers(loggers: Any) -> None:
+    if isinstance(loggers, str) or not isinstance(loggers, (list, tuple)):
+        raise ConfigError(f"logger must be a list of names from {list(LOGGERS)}, got {loggers!r}")
+    for name in loggers:
+        if name not in LOGGERS:
+            raise ConfigError(f"unknown --logger {name!r}; choose from {list(LOGGERS)}")
+    if "tensorboard" in loggers:
+        import importlib.util
+
+        if importlib.util.find_spec("tensorboardX") is None:
+            raise ConfigError(
+                "--logger tensorboard needs the tensorboardX package: "
+                "pip install 'jmarl[tensorboard]'"
+            )
 
 
 # Run settings a JAX env takes as factory arguments (the rest of its arguments: env_kwargs).
@@ -256,17 +291,27 @@ def from_dict(data: dict[str, Any]) -> RunConfig:
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """Reads a JSON or TOML config file into a plain dict (not yet validated)."""
     p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"config file {p} is a folder, not a file")
     if not p.is_file():
         raise ConfigError(f"config file not found: {p}")
-    text = p.read_text()
+    try:
+        text = p.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"config file {p} cannot be read: {e}") from None
     if p.suffix == ".toml":
         import tomllib
 
-        return tomllib.loads(text)
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise ValueError(f"config file {p} is not valid TOML: {e}") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise ConfigError(f"config file {p} is not valid JSON: {e}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {p} must hold a JSON object")
+        raise ConfigError(
+            f"config file {p} must hold a JSON object of settings, not a {type(data).__name__}"
+        )
     return data

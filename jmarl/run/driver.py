@@ -2,12 +2,14 @@
 
 The compiled program trains all seeds for ``chunk`` updates at a time (``vmap`` over seeds,
 ``lax.scan`` over updates); between chunks the host writes metrics, checks for NaNs and
-saves an atomic checkpoint, so a failing run always leaves its last good checkpoint.
+saves an atomic checkpoint of the whole :class:`~jmarl.algos.base.TrainerState`, so a
+failing run always leaves its last good checkpoint and ``resume`` continues from it with the
+same compiled chunk: an interrupted and resumed run computes exactly what an uninterrupted one
+does.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -22,8 +24,14 @@ from jmarl.algos.base import Trainer, TrainerState
 from jmarl.env.base import Env
 from jmarl.env.registry import make
 from jmarl.eval.evaluate import EVAL_CHUNK, evaluate_in_chunks, make_evaluate
-from jmarl.run.checkpoint import load_checkpoint
-from jmarl.run.config import ENV_ARGUMENTS, RunConfig, from_dict
+from jmarl.run.checkpoint import (
+    CHECKPOINT_NAME,
+    CheckpointError,
+    load_checkpoint,
+    load_trainer_state,
+    resume_part,
+)
+from jmarl.run.config import ENV_ARGUMENTS, RunConfig, from_dict, load_config_file
 from jmarl.run.recorder import Progress, RunRecorder
 from jmarl.run.resources import check_fits, program_bytes, tree_bytes
 
@@ -95,14 +103,30 @@ def compile_training(trainer: Trainer, k: int, keys: jax.Array) -> Callable:
     return chunk
 
 
-def train_run(cfg: RunConfig, out_dir: Path, progress: Progress | None = None) -> dict[str, Any]:
+def _restore(trainer: Trainer, keys: jax.Array, out_dir: Path) -> tuple[TrainerState, int]:
+    """The training state of ``out_dir``'s checkpoint and its update count."""
+    state, meta = load_trainer_state(out_dir, jax.eval_shape(jax.vmap(trainer.init), keys))
+    state = jax.device_put(state)
+    update = int(meta.get("update", -1))
+    if not np.all(np.asarray(state.update) == update):
+        raise CheckpointError(f"checkpoint {out_dir / CHECKPOINT_NAME} is inconsistent")
+    return state, update
+
+
+def train_run(
+    cfg: RunConfig, out_dir: Path, progress: Progress | None = None, resume: bool = False
+) -> dict[str, Any]:
     """Trains ``cfg`` writing ``config.json``, ``metrics.jsonl``, ``returns.png`` and a
     checkpoint into ``out_dir``; returns a summary dict.
 
-    :param progress: called with ``(0, {})`` before compiling (and again once the run folder
-        is written), then after each chunk with (env steps done, last metrics row).
+    :param progress: called with ``(0, {})`` before compiling (and again, with the env steps
+        so far, once the run folder is written), then after each chunk with (env steps done,
+        last metrics row).
+    :param resume: continue the run in ``out_dir`` from its checkpoint (from the start if
+        it has none yet); ``cfg`` must be its configuration.
     :raises TrainingError: on a non-finite loss or parameters (checkpoint left intact).
     :raises ResourceError: the program cannot fit in memory (nothing written).
+    :raises RunInterrupted: Ctrl-C under :func:`~jmarl.run.recorder.stop_on_sigint`.
     """
     env = build_env(cfg)
     trainer = build_trainer(cfg, env)
@@ -111,15 +135,30 @@ def train_run(cfg: RunConfig, out_dir: Path, progress: Progress | None = None) -
         progress(0, {})  # compiling
     keys = jax.random.split(jax.random.key(cfg.seed), cfg.seeds)
     k = chunk_length(trainer.num_updates, cfg.log_every)
+    done, runner = 0, None
+    if resume and (out_dir / CHECKPOINT_NAME).is_file():
+        runner, done = _restore(trainer, keys, out_dir)
+        if done % k or done > trainer.num_updates:
+            raise CheckpointError(
+                f"checkpoint {out_dir / CHECKPOINT_NAME} is at update {done}, not the end of "
+                f"a chunk of {k} updates of this run"
+            )
     chunk = compile_training(trainer, k, keys)  # before anything is written
-    recorder = RunRecorder(cfg, out_dir, progress, started_at=t_start)
-    recorder.started()
-    runner = jax.jit(jax.vmap(trainer.init))(keys)
-    recorder.compiled()
-    for _ in range(trainer.num_updates // k):
-        runner, metrics = chunk(runner)
-        recorder.record(with_env_steps(metrics, trainer.steps_per_update), runner.learner)
-    return recorder.finish()
+    recorder = RunRecorder(cfg, out_dir, progress, trainer.num_updates, resume, t_start)
+    try:
+        if resume:
+            recorder.resume_from(done)
+        recorder.started()
+        if runner is None:
+            runner = jax.jit(jax.vmap(trainer.init))(keys)
+        recorder.compiled()
+        for _ in range(done // k, trainer.num_updates // k):
+            runner, metrics = chunk(runner)
+            metrics = with_env_steps(metrics, trainer.steps_per_update)
+            recorder.record(metrics, runner.learner, resume_part(runner))
+        return recorder.finish()
+    finally:
+        recorder.close()
 
 
 def evaluate_run(
@@ -129,7 +168,7 @@ def evaluate_run(
     cfg_path = Path(out_dir) / "config.json"
     if not cfg_path.is_file():
         raise FileNotFoundError(f"{out_dir} has no config.json (not a jmarl run folder)")
-    cfg = from_dict(json.loads(cfg_path.read_text()))
+    cfg = from_dict(load_config_file(cfg_path))
     env = build_env(cfg)
     trainer = build_trainer(cfg, env)
     keys = jax.random.split(jax.random.key(cfg.seed), cfg.seeds)

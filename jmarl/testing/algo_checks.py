@@ -11,9 +11,11 @@ given, and checks: shapes and dtypes of the carry are unchanged by a step (``lax
 safety), ``step`` does not retrace, the same key gives the same metrics and another key other
 ones, ``jax.jit(jax.vmap(train))`` over seeds equals single-seed runs, metrics have one entry
 per update with ``env_steps``/``episode_return``/``loss``, ``act`` returns actions in the
-action space that respect the mask (deterministically when asked), and a checkpoint of the
-learner state saves, loads and evaluates to the same result; where the learner state has a
-``trainable`` flag per policy, frozen policies' parameters stay bit-identical.
+action space that respect the mask (deterministically when asked), a checkpoint of the
+learner state saves, loads and evaluates to the same result, and one of the whole training
+state (what ``jmarl train --resume`` continues from) loads back bit-identical; where the
+learner state has a ``trainable`` flag per policy, frozen policies' parameters stay
+bit-identical.
 """
 
 from __future__ import annotations
@@ -32,7 +34,12 @@ from jmarl.algos.base import Algorithm, Trainer
 from jmarl.env import spaces
 from jmarl.env.base import Env
 from jmarl.eval.evaluate import make_evaluate
-from jmarl.run.checkpoint import load_checkpoint, save_checkpoint
+from jmarl.run.checkpoint import (
+    load_checkpoint,
+    load_trainer_state,
+    resume_part,
+    save_checkpoint,
+)
 from jmarl.testing.env_checks import _in_space, _mismatch, _signature, _trees_equal
 from jmarl.testing.probes import make_probe_env
 
@@ -129,17 +136,31 @@ def _check_act(trainer: Trainer, env: Env) -> None:
     _assert_equal(d1, d2, "deterministic act depends on the key")
 
 
+def _key_data(tree: Any) -> Any:
+    """PRNG keys as their raw data (comparable with numpy)."""
+    is_key = lambda x: jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+    return jax.tree.map(lambda x: jax.random.key_data(x) if is_key(x) else x, tree)
+
+
 def _check_checkpoint(trainer: Trainer, env: Env, train: Any) -> None:
-    learner = train(jax.random.key(9)).state.learner
+    final = train(jax.random.key(9)).state
+    learner = final.learner
     evaluate = jax.jit(make_evaluate(env, trainer, episodes=3))
     expected = evaluate(trainer.acting_params(learner), jax.random.key(10))
     with tempfile.TemporaryDirectory() as tmp:
-        save_checkpoint(Path(tmp), learner, {"update": trainer.num_updates})
+        save_checkpoint(Path(tmp), learner, {"update": trainer.num_updates}, resume_part(final))
         template = jax.eval_shape(trainer.init_learner, jax.random.key(0))
         template = jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), template)
         loaded, meta = load_checkpoint(Path(tmp), template)
+        whole, _ = load_trainer_state(Path(tmp), jax.eval_shape(trainer.init, jax.random.key(0)))
     assert meta == {"update": trainer.num_updates}
     _assert_equal(learner, loaded, "the loaded checkpoint differs from the saved state")
+    _assert_equal(
+        _key_data(final),
+        _key_data(whole),
+        "the whole TrainerState (rollout state, key, update) does not survive a checkpoint, "
+        "so a resumed run would not continue exactly",
+    )
     got = evaluate(trainer.acting_params(loaded), jax.random.key(10))
     _assert_equal(expected, got, "the loaded checkpoint evaluates differently")
 
