@@ -138,19 +138,35 @@ def _cast(space: spaces.Space, x: PyTree) -> PyTree:
     return jnp.reshape(jnp.asarray(x).astype(space.dtype), space.shape)
 
 
+def _entry(tree: Any, key: Any, what: str) -> Any:
+    """``tree[key]``: one agent's entry of the env's per-agent ``what``.
+
+    :raises ValueError: where ``what`` is not keyed by the agents (at wrap time: the adapter
+        traces ``reset`` and ``step`` once in :func:`from_jaxmarl`).
+    """
+    try:
+        return tree[key]
+    except (KeyError, IndexError, TypeError):
+        has = sorted(map(repr, tree)) if isinstance(tree, Mapping) else type(tree).__name__
+        raise ValueError(
+            f"from_jaxmarl: the env's {what} is not keyed by agent: no entry for agent {key!r} "
+            f"(it has {has}); the adapter needs one entry per agent of env.agents"
+        ) from None
+
+
 def _stack(lay: _Layout, obs: dict) -> PyTree:
     if lay.padded_obs:
         size = lay.obs_space.shape[0]  # type: ignore[union-attr]
-        flat = [jnp.ravel(obs[k]).astype(jnp.float32) for k in lay.keys]
+        flat = [jnp.ravel(_entry(obs, k, "observation")).astype(jnp.float32) for k in lay.keys]
         return jnp.stack([jnp.pad(x, (0, size - x.shape[0])) for x in flat])
-    per_agent = [_cast(lay.obs_space, obs[k]) for k in lay.keys]
+    per_agent = [_cast(lay.obs_space, _entry(obs, k, "observation")) for k in lay.keys]
     return jax.tree.map(lambda *xs: jnp.stack(xs), *per_agent)
 
 
 def _global_state(lay: _Layout, obs: dict) -> Array:
     if "world_state" in obs:
         return jnp.ravel(obs["world_state"]).astype(jnp.float32)
-    leaves = jax.tree.leaves([obs[k] for k in lay.keys])
+    leaves = jax.tree.leaves([_entry(obs, k, "observation") for k in lay.keys])
     return jnp.concatenate([jnp.ravel(x).astype(jnp.float32) for x in leaves])
 
 
@@ -311,12 +327,16 @@ def from_jaxmarl(env: Any, max_steps: int | None = None, name: str | None = None
         pick = lambda a, b: jax.lax.select(reset_now, a, b)
         obs, env_state = jax.tree.map(pick, (obs_r, state_r), (obs, env_state))
         alive = jnp.where(done, True, state.alive & ~term)
-        reward = jnp.stack([jnp.asarray(rew[k], jnp.float32) for k in keys])
+        reward = jnp.stack([jnp.asarray(_entry(rew, k, "reward"), jnp.float32) for k in keys])
         trunc = jnp.broadcast_to(cut, (n,)) & ~term
         ts = _timestep(lay, obs, env_state, reward, term, trunc, done, alive)
         return AdapterState(_strong(env_state), jnp.where(done, 0, t), alive), ts
 
     state_dim = jax.eval_shape(lambda o: _global_state(lay, o), obs0)
+    # trace both once, so that an env that does not fit fails here, not inside a training jit
+    key0 = jax.random.key(0)
+    state_shape, _ = jax.eval_shape(reset, key0)
+    jax.eval_shape(step, key0, state_shape, spaces.zeros(act_space, (n,)))
     spec = EnvSpec(
         name=name or f"jaxmarl:{type(env).__name__}",
         agent_ids=agents,

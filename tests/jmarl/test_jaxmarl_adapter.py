@@ -216,3 +216,13 @@ def test_continuous_actions_are_cut_to_each_agent_and_clipped_and_agents_die() -
     # b's own done at step 2 kills it; the episode's end at step 3 revives both
     assert alive == [[True, True], [True, False], [True, True]]
     check_env(env, jax.random.key(1))
+
+
+def test_observations_not_keyed_by_agent_are_refused_when_wrapping() -> None:
+    class Stacked(GuessEnv):  # like JaxMARL's STORM (InTheGrid): one dict for all agents
+        def reset(self, key: jax.Array) -> tuple[dict, _State]:
+            _, s = super().reset(key)
+            return {"observations": jnp.zeros((2, 4))}, s
+
+    with pytest.raises(ValueError, match=r"observation is not keyed by agent: no entry .*'red'"):
+        from_jaxmarl(Stacked())
