@@ -164,7 +164,7 @@ def _stack(lay: _Layout, obs: dict) -> PyTree:
 
 
 def _global_state(lay: _Layout, obs: dict) -> Array:
-    if "world_state" in obs:
+    if isinstance(obs, Mapping) and "world_state" in obs:
         return jnp.ravel(obs["world_state"]).astype(jnp.float32)
     leaves = jax.tree.leaves([_entry(obs, k, "observation") for k in lay.keys])
     return jnp.concatenate([jnp.ravel(x).astype(jnp.float32) for x in leaves])

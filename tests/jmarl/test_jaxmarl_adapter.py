@@ -226,3 +226,41 @@ def test_observations_not_keyed_by_agent_are_refused_when_wrapping() -> None:
 
     with pytest.raises(ValueError, match=r"observation is not keyed by agent: no entry .*'red'"):
         from_jaxmarl(Stacked())
+
+
+class StackedObsEnv:
+    """Like JaxMARL's storm_np: agents are the ints 0..N-1, the observation is one ``[N, 3]``
+    array and the rewards one ``[N]`` array, so ``obs[agent]`` indexes by position. Each agent
+    is paid for naming its one-hot target; episodes last 2 steps."""
+
+    agents: ClassVar[list[int]] = [0, 1]
+    max_steps = 2
+
+    def observation_space(self, agent: int) -> _Box:
+        return _Box(0.0, 1.0, (3,))
+
+    def action_space(self, agent: int) -> _Discrete:
+        return _Discrete(3)
+
+    def reset(self, key: jax.Array) -> tuple[jax.Array, _State]:
+        s = _State(jax.random.randint(key, (2,), 0, 3), jnp.zeros((), jnp.int32))
+        return jax.nn.one_hot(s.target, 3), s
+
+    def step(self, key: jax.Array, s: _State, actions: dict) -> tuple[Any, ...]:
+        rew = (jnp.stack([actions[0], actions[1]]) == s.target).astype(jnp.float32)
+        done = s.t + 1 >= self.max_steps
+        obs_reset, s_reset = self.reset(key)
+        s2 = jax.tree.map(lambda a, b: jnp.where(done, a, b), s_reset, _State(s.target, s.t + 1))
+        obs = jnp.where(done, obs_reset, jax.nn.one_hot(s.target, 3))
+        return obs, s2, rew, {"__all__": done}, {}
+
+
+def test_observations_stacked_in_one_array_are_indexed_by_agent_position() -> None:
+    env = from_jaxmarl(StackedObsEnv())
+    assert env.spec.agent_ids == ("0", "1")
+    state, ts = env.reset(jax.random.key(0))
+    assert ts.obs.shape == (2, 3) and ts.state.shape == (6,)
+    target = np.argmax(np.asarray(ts.obs), axis=-1)
+    _, ts = env.step(jax.random.key(1), state, jnp.asarray(target, jnp.int32))
+    np.testing.assert_array_equal(ts.reward, [1.0, 1.0])
+    check_env(env, jax.random.key(1))

@@ -118,6 +118,7 @@ def _params(names: list[str]) -> list[Any]:
 
 
 @pytest.mark.filterwarnings("ignore:max_dist_to_goal:UserWarning")  # jaxnav's default map
+@pytest.mark.filterwarnings("ignore:OvercookedV2 is now released:DeprecationWarning")
 @pytest.mark.parametrize("name", _params(TRAINS))
 def test_env_passes_check_env_and_trains(name: str) -> None:
     raw, kwargs = _make(name)
