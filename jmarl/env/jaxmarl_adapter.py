@@ -284,7 +284,7 @@ def from_jaxmarl(env: Any, max_steps: int | None = None, name: str | None = None
 
     :param env: the JaxMARL env, e.g. ``jaxmarl.make("MPE_simple_spread_v3")``.
     :param max_steps: episode bound; needed where the env has none (e.g. Hanabi). Episodes
-        that reach it are truncated by the adapter unless it equals the env's own ``max_steps``.
+        that reach it without ending are truncated by the adapter.
     :param name: ``spec.name``; default ``"jaxmarl:<class name>"``.
     :raises ValueError: where the env cannot fit the protocol, saying why.
     """
