@@ -69,7 +69,7 @@ REFUSED = {
 }
 # the package each optional family needs (none is a jmarl test dependency)
 NEEDS = {**dict.fromkeys(MABRAX, "brax"), **dict.fromkeys(ROBOTARIUM, "jaxrobotarium")}
-# Each env compiles check_env's programs and two trainers (20 s to a few minutes on one core):
+# Each env compiles check_env's programs and two trainers (20 s to 2 minutes on one core):
 # CI runs two that cover the failures (no get_avail_actions, agents with different
 # spaces, MultiDiscrete observations), the rest run with `-m slow`.
 FAST = {"MPE_simple_speaker_listener_v4", "switch_riddle"}
