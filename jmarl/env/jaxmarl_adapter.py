@@ -129,13 +129,22 @@ class _Layout(NamedTuple):
         return any(s != self.obs_space for s in self.own_obs)
 
 
-def _cast(space: spaces.Space, x: PyTree) -> PyTree:
-    """``x`` (one agent's observation) in ``space``'s dtypes and shapes."""
+def _cast(space: spaces.Space, x: PyTree, where: str) -> PyTree:
+    """``x`` (one agent's observation) in ``space``'s dtypes and shapes.
+
+    :raises ValueError: where ``x`` does not have the space's size (``where`` names it).
+    """
     if isinstance(space, spaces.Dict):
-        return {k: _cast(s, x[k]) for k, s in space.spaces}
+        return {k: _cast(s, x[k], f"{where}[{k!r}]") for k, s in space.spaces}
     if isinstance(space, spaces.Tuple):
-        return tuple(_cast(s, v) for s, v in zip(space.spaces, x))
-    return jnp.reshape(jnp.asarray(x).astype(space.dtype), space.shape)
+        return tuple(_cast(s, v, f"{where}[{i}]") for i, (s, v) in enumerate(zip(space.spaces, x)))
+    x = jnp.asarray(x)
+    if x.size != math.prod(space.shape):
+        raise ValueError(
+            f"from_jaxmarl: the env's {where} has shape {x.shape}, but its space says "
+            f"{space.shape} ({space})"
+        )
+    return jnp.reshape(x.astype(space.dtype), space.shape)
 
 
 def _entry(tree: Any, key: Any, what: str) -> Any:
@@ -155,11 +164,14 @@ def _entry(tree: Any, key: Any, what: str) -> Any:
 
 
 def _stack(lay: _Layout, obs: dict) -> PyTree:
+    def own(k: Any, space: spaces.Space) -> PyTree:
+        return _cast(space, _entry(obs, k, "observation"), f"observation of agent {k!r}")
+
     if lay.padded_obs:
         size = lay.obs_space.shape[0]  # type: ignore[union-attr]
-        flat = [jnp.ravel(_entry(obs, k, "observation")).astype(jnp.float32) for k in lay.keys]
+        flat = [jnp.ravel(own(k, s)).astype(jnp.float32) for k, s in zip(lay.keys, lay.own_obs)]
         return jnp.stack([jnp.pad(x, (0, size - x.shape[0])) for x in flat])
-    per_agent = [_cast(lay.obs_space, _entry(obs, k, "observation")) for k in lay.keys]
+    per_agent = [own(k, lay.obs_space) for k in lay.keys]
     return jax.tree.map(lambda *xs: jnp.stack(xs), *per_agent)
 
 
