@@ -41,6 +41,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--tail", type=float, default=0.1, help="fraction of updates averaged")
     parser.add_argument("--algos", nargs="+", default=["ippo", "mappo"])
+    parser.add_argument(
+        "--seed-loop", action="store_true", help="one jit(train) per seed instead of vmap"
+    )
     return parser.parse_args()
 
 
@@ -48,12 +51,17 @@ def train_variant(algo: str, recurrent: bool, args: argparse.Namespace) -> dict[
     """Final per-agent returns over seeds of one variant, and its wall seconds."""
     algorithm = jmarl.ALGORITHMS[algo]
     cfg = dataclasses.replace(algorithm.defaults, recurrent=recurrent)
-    env = jmarl.make(RunConfig.env, num_agents=RunConfig.agents)
+    env = jmarl.make(RunConfig.env)  # the env's own defaults, as `jmarl train` uses
     mapping = jmarl.make_policy_mapping(env.spec, RunConfig.sharing)
     trainer = algorithm.make(env, cfg, args.steps, mapping)
     keys = jax.random.split(jax.random.key(0), args.seeds)
     start = time.perf_counter()
-    returns = np.asarray(jax.jit(jax.vmap(trainer.train))(keys).metrics["episode_return"])
+    if args.seed_loop:
+        train = jax.jit(trainer.train)
+        runs = [np.asarray(train(k).metrics["episode_return"]) for k in keys]
+        returns = np.stack(runs)
+    else:
+        returns = np.asarray(jax.jit(jax.vmap(trainer.train))(keys).metrics["episode_return"])
     wall = time.perf_counter() - start
     tail = max(1, math.ceil(args.tail * returns.shape[1]))
     per_seed = np.nanmean(returns[:, -tail:], axis=1)
@@ -98,7 +106,8 @@ def main() -> None:
         {
             "benchmark": "recurrent_vs_ff",
             **info,
-            "env": f"{RunConfig.env}, N={RunConfig.agents}, sharing={RunConfig.sharing}",
+            "env": f"{RunConfig.env}, N={jmarl.make(RunConfig.env).spec.num_agents}, "
+            f"sharing={RunConfig.sharing}",
             "steps_per_seed": args.steps,
             "seeds": args.seeds,
             "metric": "per-agent episode return, mean over the last tail fraction of updates",
