@@ -14,6 +14,8 @@ from collections.abc import Iterator, Mapping
 from jmarl.algos.base import Algorithm, Trainer, TrainerState, TrainOutput, Transition
 from jmarl.algos.ppo import PPOConfig, make_ppo
 from jmarl.algos.ppo.train import make as _make_ppo_trainer
+from jmarl.algos.qlearning import QConfig
+from jmarl.algos.qlearning import make as _make_q_trainer
 
 
 class Registry(Mapping[str, Algorithm]):
@@ -76,6 +78,18 @@ register(_ppo("ippo", False, "PPO with one decentralised critic per agent (its o
 register(_ppo("mappo", True, "PPO with a centralised critic (global state + own observation)"))
 
 
+def _q(name: str, mixer: str, summary: str) -> Algorithm:
+    """IQL / VDN / QMIX: one Q-learning implementation, the mixer fixed by the algorithm."""
+    return Algorithm(
+        name, QConfig, _make_q_trainer, section="q", fixed=(("mixer", mixer),), summary=summary
+    )
+
+
+register(_q("iql", "none", "independent Q-learners, each on its own reward (replay, double Q)"))
+register(_q("vdn", "vdn", "value decomposition: team Q is the sum of agent utilities"))
+register(_q("qmix", "qmix", "value decomposition by a monotonic mixer on the global state"))
+
+
 def ppo_config_for(algo: str, cfg: PPOConfig) -> PPOConfig:
     """``cfg`` with the critic kind that ``algo`` (``ippo`` | ``mappo``) names."""
     algorithm = ALGORITHMS[algo]
@@ -88,6 +102,7 @@ __all__ = [
     "ALGORITHMS",
     "Algorithm",
     "PPOConfig",
+    "QConfig",
     "Registry",
     "TrainOutput",
     "Trainer",

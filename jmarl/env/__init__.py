@@ -3,6 +3,7 @@
 from jmarl.env import spaces
 from jmarl.env.base import Env, EnvSpec, EnvState, TimeStep, auto_reset
 from jmarl.env.dict_goal import make_dict_goal
+from jmarl.env.games.two_step import make_two_step
 from jmarl.env.jaxmarl_adapter import from_jaxmarl
 from jmarl.env.memory import make_memory
 from jmarl.env.mpe.simple_spread import make_simple_spread
@@ -23,6 +24,11 @@ register(
     make_memory,
     "recall the cue of step 0 at the last step; feed-forward policies score at most 1/num_cues",
 )
+register(
+    "two_step",
+    make_two_step,
+    "QMIX paper's two-step cooperative matrix game: optimal return 8, VDN's 7",
+)
 
 __all__ = [
     "Env",
@@ -37,6 +43,7 @@ __all__ = [
     "make_dict_goal",
     "make_memory",
     "make_simple_spread",
+    "make_two_step",
     "register",
     "spaces",
 ]

@@ -41,7 +41,7 @@ class ActionDistribution(NamedTuple):
     mode: Callable[..., Array]
 
 
-def _masked_logits(logits: Array, mask: Array | None) -> Array:
+def masked_logits(logits: Array, mask: Array | None) -> Array:
     """Replaces the logits of disallowed actions by a large finite negative number.
 
     The filler is half the dtype's most negative value: ``exp`` of it minus any ordinary
@@ -66,28 +66,28 @@ def make_categorical(num_actions: int) -> ActionDistribution:
     Masked actions have probability exactly 0: they are never sampled nor chosen by ``mode``,
     and the entropy sums over allowed actions only (``0 * log 0`` counted as 0). The
     log-probability of a masked action is a huge finite negative number rather than
-    ``-inf``. See :func:`_masked_logits` for an all-masked row.
+    ``-inf``. See :func:`masked_logits` for an all-masked row.
 
     :param num_actions: number of discrete actions ``A``.
     """
 
     def sample(key: PRNGKey, params: Array, mask: Array | None = None) -> Array:
-        logits = _masked_logits(params, mask)
+        logits = masked_logits(params, mask)
         return jax.random.categorical(key, logits, axis=-1).astype(jnp.int32)
 
     def log_prob(params: Array, action: Array, mask: Array | None = None) -> Array:
-        log_p = jax.nn.log_softmax(_masked_logits(params, mask), axis=-1)
+        log_p = jax.nn.log_softmax(masked_logits(params, mask), axis=-1)
         index = jnp.asarray(action, jnp.int32)[..., None]
         return jnp.take_along_axis(log_p, index, axis=-1)[..., 0]
 
     def entropy(params: Array, mask: Array | None = None) -> Array:
-        log_p = jax.nn.log_softmax(_masked_logits(params, mask), axis=-1)
+        log_p = jax.nn.log_softmax(masked_logits(params, mask), axis=-1)
         p = jnp.exp(log_p)
         # p is 0 wherever log_p is the huge filler, so the product is 0 there: 0 * log 0 = 0.
         return -jnp.sum(jnp.where(p > 0, p * log_p, 0.0), axis=-1)
 
     def mode(params: Array, mask: Array | None = None) -> Array:
-        return jnp.argmax(_masked_logits(params, mask), axis=-1).astype(jnp.int32)
+        return jnp.argmax(masked_logits(params, mask), axis=-1).astype(jnp.int32)
 
     return ActionDistribution(num_actions, sample, log_prob, entropy, mode)
 

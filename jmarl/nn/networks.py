@@ -182,6 +182,20 @@ def make_head(
     return Network(lambda k: mlp.init(k, jnp.zeros((in_features,))), mlp.apply)
 
 
+def make_q_network(
+    example_input: PyTree,
+    num_actions: int,
+    hidden: Sequence[int] = (64, 64),
+    activation: str = "relu",
+    input_space: Space | None = None,
+    encoder: EncoderConfig | None = None,
+) -> Network:
+    """One agent's input -> action values ``f32[num_actions]``; ``input_space``/``encoder``
+    as in :func:`make_actor`."""
+    mlp = MLP(tuple(hidden), num_actions, activation, out_scale=1.0)
+    return _network(mlp, example_input, input_space, encoder)
+
+
 def make_actor(
     example_obs: PyTree,
     param_size: int,

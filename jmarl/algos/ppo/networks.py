@@ -19,13 +19,14 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jmarl.agents.sharing import PolicyMapping, agent_one_hot, share, share_cross_agent
+from jmarl.agents.inputs import actor_input_space, actor_inputs, encoder_config
+from jmarl.agents.sharing import PolicyMapping, share, share_cross_agent
 from jmarl.algos.ppo.config import PPOConfig
 from jmarl.env import spaces
 from jmarl.env.base import EnvSpec
 from jmarl.nn.cross_agent import make_cross_agent
 from jmarl.nn.distributions import ActionDistribution, make_action_distribution
-from jmarl.nn.encoders import EncoderConfig, needs_encoder
+from jmarl.nn.encoders import needs_encoder
 from jmarl.nn.network import Network
 from jmarl.nn.networks import make_actor, make_critic, make_head, make_torso
 from jmarl.types import Array, Params, PRNGKey, PyTree
@@ -65,16 +66,6 @@ class ActorCritic(NamedTuple):
     gru_size: int | None = None
 
 
-def actor_inputs(obs: PyTree, cfg: PPOConfig, num_agents: int, batch_dims: int = 0) -> PyTree:
-    """Per-agent actor input ``[*B, N, ...]``: the observation, plus a one-hot id if
-    configured (``batch_dims`` leading axes ``B``)."""
-    if cfg.agent_id_input:
-        lead = jax.tree.leaves(obs)[0].shape[:batch_dims]
-        ids = jnp.broadcast_to(agent_one_hot(num_agents), (*lead, num_agents, num_agents))
-        return {"obs": obs, "agent_id": ids}
-    return obs
-
-
 def critic_inputs(
     obs: PyTree, state: Array, cfg: PPOConfig, num_agents: int, batch_dims: int = 0
 ) -> PyTree:
@@ -88,25 +79,12 @@ def critic_inputs(
     return x
 
 
-def actor_input_space(spec: EnvSpec, cfg: PPOConfig) -> spaces.Space:
-    """The space of one agent's :func:`actor_inputs` row."""
-    if cfg.agent_id_input:
-        agent_id = spaces.Box(0.0, 1.0, (spec.num_agents,))
-        return spaces.Dict.from_mapping({"obs": spec.observation_space, "agent_id": agent_id})
-    return spec.observation_space
-
-
 def critic_input_space(spec: EnvSpec, cfg: PPOConfig) -> spaces.Space:
     """The space of one agent's :func:`critic_inputs` row."""
     own = actor_input_space(spec, cfg)
     if cfg.centralized_critic:
         return spaces.Dict.from_mapping({"own": own, "state": spec.state_space})
     return own
-
-
-def encoder_config(cfg: PPOConfig) -> EncoderConfig:
-    """The encoder settings of ``cfg`` (used for structured observations only)."""
-    return EncoderConfig(cfg.encoder_features, cfg.embed_dim, cfg.cnn_channels, cfg.activation)
 
 
 def _mixed_critic(spec: EnvSpec, cfg: PPOConfig, mapping: PolicyMapping) -> Network:

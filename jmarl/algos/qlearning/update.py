@@ -1,0 +1,154 @@
+"""One Q-learning update: store a rollout's transitions, then gradient steps on replayed
+batches, with target-network updates and the exploration schedule."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jmarl.agents.sharing import PolicyMapping, block_flags, where_blocks
+from jmarl.algos.base import Metrics, Transition
+from jmarl.algos.qlearning.config import QConfig
+from jmarl.algos.qlearning.losses import QItem, q_loss
+from jmarl.algos.qlearning.networks import QNetworks, QParams
+from jmarl.algos.replay import ReplayState, add, sample
+from jmarl.env.base import TimeStep
+from jmarl.types import Array, Params, PRNGKey
+
+
+class QActing(NamedTuple):
+    """What ``act`` needs: the agents' Q parameters (one entry per sharing block) and the
+    current exploration rate ``epsilon`` ``f32[]``."""
+
+    q: tuple[Params, ...]
+    epsilon: Array
+
+
+class QState(NamedTuple):
+    """The learner state of Q-learning.
+
+    ``acting`` the acting parameters and epsilon; ``mixer`` the mixer's parameters;
+    ``target`` the target networks; ``replay`` the buffer of :class:`QItem`; ``updates`` and
+    ``grad_steps`` ``i32[]`` counters; ``trainable`` ``bool[P]`` (``mapping.policy_ids``
+    order): a policy whose flag is False keeps its parameters bit-identical.
+    """
+
+    acting: QActing
+    mixer: Params
+    target: QParams
+    opt_state: Any
+    replay: ReplayState
+    updates: Array
+    grad_steps: Array
+    trainable: Array
+
+    @property
+    def params(self) -> QParams:
+        return QParams(self.acting.q, self.mixer)
+
+
+def epsilon_schedule(cfg: QConfig, num_updates: int) -> optax.Schedule:
+    """Epsilon after ``u`` updates: linear from ``epsilon_start`` to ``epsilon_finish`` over
+    the first ``epsilon_decay * num_updates`` updates, then constant."""
+    steps = max(1, int(cfg.epsilon_decay * num_updates))
+    return optax.linear_schedule(cfg.epsilon_start, cfg.epsilon_finish, steps)
+
+
+def make_optimizer(cfg: QConfig, num_updates: int) -> optax.GradientTransformation:
+    """Adam with global-norm clipping; the learning rate decays linearly to 0 over all
+    gradient steps when ``anneal_lr``."""
+    total = max(1, num_updates * cfg.num_epochs)
+    lr = optax.linear_schedule(cfg.lr, 0.0, total) if cfg.anneal_lr else cfg.lr
+    return optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(lr, eps=1e-5))
+
+
+def transitions(traj: Transition, last_ts: TimeStep, num_actions: int) -> QItem:
+    """A rollout ``[T, E]`` and the timestep after it as ``T * E`` :class:`QItem` s (the next
+    observation of step ``t`` is step ``t + 1``'s, or ``last_ts``'s for the last step)."""
+
+    def following(x: Array, last: Array) -> Array:
+        return jnp.concatenate([x[1:], last[None]], axis=0)
+
+    def mask(m: Array | None, like: Array) -> Array:
+        shape = (*like.shape, num_actions)
+        return jnp.ones(shape, bool) if m is None else jnp.broadcast_to(m, shape)
+
+    now, last = traj.action_mask, last_ts.action_mask
+    next_mask = None if now is None or last is None else following(now, last)
+    item = QItem(
+        obs=traj.obs,
+        state=traj.state.astype(jnp.float32),
+        action=traj.action.astype(jnp.int32),
+        reward=traj.reward,
+        discount=traj.discount,
+        alive=traj.alive,
+        action_mask=mask(traj.action_mask, traj.alive),
+        next_obs=jax.tree.map(following, traj.obs, last_ts.obs),
+        next_state=following(traj.state, last_ts.state).astype(jnp.float32),
+        next_alive=following(traj.alive, last_ts.alive),
+        next_mask=mask(next_mask, traj.alive),
+    )
+    return jax.tree.map(lambda x: x.reshape(x.shape[0] * x.shape[1], *x.shape[2:]), item)
+
+
+Learn = Callable[[QState, Transition, TimeStep, PRNGKey], tuple[QState, Metrics]]
+
+
+def make_learn(
+    nets: QNetworks,
+    optimizer: optax.GradientTransformation,
+    cfg: QConfig,
+    mapping: PolicyMapping,
+    num_updates: int,
+) -> Learn:
+    """``learn(state, traj [T, E], last_ts [E], key) -> (state, metrics)``: adds the rollout to
+    the buffer; once ``cfg.learning_starts`` env steps are stored, takes ``cfg.num_epochs``
+    gradient steps on batches of ``cfg.batch_size``; sets epsilon for the next rollout."""
+    start_update = -(-cfg.learning_starts // cfg.steps_per_update)  # ceil
+    epsilon = epsilon_schedule(cfg, num_updates)
+    loss_fn = lambda p, t, b: q_loss(p, t, b, nets, cfg.gamma, cfg.double_q)
+
+    def grad_step(state: QState, key: PRNGKey) -> tuple[QState, Metrics]:
+        batch = sample(state.replay, key, cfg.batch_size)
+        (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.params, state.target, batch
+        )
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        flags = block_flags(mapping, state.trainable)
+        params = params._replace(agents=where_blocks(flags, params.agents, state.params.agents))
+        steps = state.grad_steps + 1
+        refresh = steps % cfg.target_update_interval == 0
+        polyak = optax.incremental_update(params, state.target, cfg.tau)
+        target = jax.tree.map(lambda new, old: jnp.where(refresh, new, old), polyak, state.target)
+        acting = state.acting._replace(q=params.agents)
+        new = state._replace(
+            acting=acting, mixer=params.mixer, target=target, opt_state=opt_state, grad_steps=steps
+        )
+        return new, {"loss": loss, **metrics}
+
+    def train_steps(state: QState, key: PRNGKey) -> tuple[QState, Metrics]:
+        state, metrics = jax.lax.scan(grad_step, state, jax.random.split(key, cfg.num_epochs))
+        return state, jax.tree.map(jnp.mean, metrics)
+
+    def skip(state: QState, key: PRNGKey) -> tuple[QState, Metrics]:
+        zero = jnp.zeros((), jnp.float32)
+        return state, {"loss": zero, "q_taken": zero, "td_abs": zero}
+
+    def learn(
+        state: QState, traj: Transition, last_ts: TimeStep, key: PRNGKey
+    ) -> tuple[QState, Metrics]:
+        state = state._replace(
+            replay=add(state.replay, transitions(traj, last_ts, nets.num_actions))
+        )
+        updates = state.updates + 1
+        state, metrics = jax.lax.cond(updates >= start_update, train_steps, skip, state, key)
+        eps = jnp.asarray(epsilon(updates), jnp.float32)
+        state = state._replace(acting=state.acting._replace(epsilon=eps), updates=updates)
+        return state, {**metrics, "epsilon": eps, "buffer_size": state.replay.size}
+
+    return learn

@@ -1,0 +1,1 @@
+"""Small games with known solutions: matrix games and turn-based games."""
