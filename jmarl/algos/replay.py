@@ -21,6 +21,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jmarl.algos.base import Transition
+from jmarl.env import spaces
+from jmarl.env.base import EnvSpec, TimeStep
 from jmarl.types import Array, PRNGKey, PyTree
 
 
@@ -72,3 +75,71 @@ def sample(state: ReplayState, key: PRNGKey, batch_size: int) -> PyTree:
     ``[batch_size, ...]``); from an empty buffer, copies of slot 0 (callers gate on ``size``)."""
     index = jax.random.randint(key, (batch_size,), 0, jnp.maximum(state.size, 1))
     return jax.tree.map(lambda buf: buf[index], state.items)
+
+
+class ReplayItem(NamedTuple):
+    """One stored transition of all agents (leaves ``[..., N, ...]`` under batch axes).
+
+    ``obs``/``next_obs`` observations; ``state``/``next_state`` ``f32[S]``; ``action``
+    ``[N, ...]`` as acted; ``reward``/``discount`` ``f32[N]``; ``alive``/``next_alive``
+    ``bool[N]``; ``action_mask``/``next_mask`` ``bool[N, M]`` (all True for envs without
+    masks).
+    """
+
+    obs: PyTree
+    state: Array
+    action: Array
+    reward: Array
+    discount: Array
+    alive: Array
+    action_mask: Array
+    next_obs: PyTree
+    next_state: Array
+    next_alive: Array
+    next_mask: Array
+
+
+def rollout_items(traj: Transition, last_ts: TimeStep, mask_width: int) -> ReplayItem:
+    """A rollout ``[T, E]`` and the timestep after it as ``T * E`` :class:`ReplayItem` s, step
+    major (the next observation of step ``t`` is step ``t + 1``'s, ``last_ts``'s for the last
+    step). ``mask_width``: the masks' last axis (the number of discrete actions)."""
+
+    def following(x: Array, last: Array) -> Array:
+        return jnp.concatenate([x[1:], last[None]], axis=0)
+
+    def mask(m: Array | None, like: Array) -> Array:
+        shape = (*like.shape, mask_width)
+        return jnp.ones(shape, bool) if m is None else jnp.broadcast_to(m, shape)
+
+    now, last = traj.action_mask, last_ts.action_mask
+    next_mask = None if now is None or last is None else following(now, last)
+    item = ReplayItem(
+        obs=traj.obs,
+        state=traj.state.astype(jnp.float32),
+        action=traj.action,
+        reward=traj.reward,
+        discount=traj.discount,
+        alive=traj.alive,
+        action_mask=mask(traj.action_mask, traj.alive),
+        next_obs=jax.tree.map(following, traj.obs, last_ts.obs),
+        next_state=following(traj.state, last_ts.state).astype(jnp.float32),
+        next_alive=following(traj.alive, last_ts.alive),
+        next_mask=mask(next_mask, traj.alive),
+    )
+    return jax.tree.map(lambda x: x.reshape(x.shape[0] * x.shape[1], *x.shape[2:]), item)
+
+
+def example_item(spec: EnvSpec, mask_width: int) -> ReplayItem:
+    """One :class:`ReplayItem` of zeros shaped like ``spec``'s (to size a buffer)."""
+    n = spec.num_agents
+    obs = spaces.zeros(spec.observation_space, (1, 1, n))
+    zeros = jnp.zeros((1, 1, n), jnp.float32)
+    alive = jnp.ones((1, 1, n), bool)
+    state = jnp.zeros((1, 1, *spec.state_space.shape), jnp.float32)
+    action = spaces.zeros(spec.action_space, (1, 1, n))
+    traj = Transition(obs, state, action, zeros, zeros, alive, None, {})
+    first = lambda tree: jax.tree.map(lambda x: x[0], tree)
+    last = TimeStep(
+        first(obs), state[0], zeros[0], alive[0], alive[0], alive[0, :, 0], alive[0], None
+    )
+    return first(rollout_items(traj, last, mask_width))

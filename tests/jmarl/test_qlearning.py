@@ -15,8 +15,8 @@ from jmarl.algos.qlearning import QConfig, make
 from jmarl.algos.qlearning.losses import chosen, greedy, next_values, team_target
 from jmarl.algos.qlearning.networks import make_q_networks
 from jmarl.algos.qlearning.train import make_act
-from jmarl.algos.qlearning.update import QActing, transitions
-from jmarl.algos.replay import add, init_replay, replay_bytes, sample
+from jmarl.algos.qlearning.update import QActing
+from jmarl.algos.replay import add, init_replay, replay_bytes, rollout_items, sample
 from jmarl.cli import main
 from jmarl.config_check import ConfigError
 from jmarl.critics import make_qmix_mixer, make_vdn_mixer
@@ -85,7 +85,7 @@ def test_transitions_pair_each_step_with_the_next_observation() -> None:
     last = TimeStep(
         last_obs, jnp.zeros((e, 1)), z[0], z[0] > 0, z[0] > 0, z[0, :, 0] > 0, z[0] > -1, None
     )
-    items = transitions(traj, last, num_actions=2)
+    items = rollout_items(traj, last, mask_width=2)
     assert items.obs[:, 0, 0].tolist() == [0, 1, 2, 3, 4, 5]  # [T * E]: step-major
     assert items.next_obs[:, 0, 0].tolist() == [2, 3, 4, 5, 100, 100]
     assert items.action_mask.shape == (6, 1, 2) and bool(items.action_mask.all())

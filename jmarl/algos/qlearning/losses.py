@@ -14,36 +14,14 @@ discount (independent Q-learning), over the rows where it is alive.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import jax
 import jax.numpy as jnp
 
 from jmarl.algos.qlearning.networks import QNetworks, QParams
+from jmarl.algos.replay import ReplayItem
 from jmarl.nn.distributions import masked_logits
 from jmarl.ops.losses import masked_mean
-from jmarl.types import Array, PyTree
-
-
-class QItem(NamedTuple):
-    """One stored transition (leaves ``[..., N, ...]`` under leading batch axes).
-
-    ``obs``/``next_obs`` observations; ``state``/``next_state`` ``f32[S]``; ``action``
-    ``i32[N]``; ``reward``/``discount`` ``f32[N]``; ``alive``/``next_alive`` ``bool[N]``;
-    ``action_mask``/``next_mask`` ``bool[N, A]`` (all True for envs without masks).
-    """
-
-    obs: PyTree
-    state: Array
-    action: Array
-    reward: Array
-    discount: Array
-    alive: Array
-    action_mask: Array
-    next_obs: PyTree
-    next_state: Array
-    next_alive: Array
-    next_mask: Array
+from jmarl.types import Array
 
 
 def greedy(q: Array, mask: Array) -> Array:
@@ -71,7 +49,7 @@ def team_target(reward: Array, discount: Array, next_total: Array, gamma: float)
 def q_loss(
     params: QParams,
     target: QParams,
-    batch: QItem,
+    batch: ReplayItem,
     nets: QNetworks,
     gamma: float,
     double_q: bool,

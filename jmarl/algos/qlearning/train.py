@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from jmarl.agents.sharing import PolicyMapping
-from jmarl.algos.base import ActOutput, Carry, Trainer, Transition
+from jmarl.algos.base import ActOutput, Carry, Trainer
 from jmarl.algos.qlearning.config import QConfig
 from jmarl.algos.qlearning.losses import greedy
 from jmarl.algos.qlearning.networks import QNetworks, make_q_networks
@@ -31,13 +31,11 @@ from jmarl.algos.qlearning.update import (
     epsilon_schedule,
     make_learn,
     make_optimizer,
-    transitions,
 )
-from jmarl.algos.replay import init_replay
+from jmarl.algos.replay import example_item, init_replay
 from jmarl.algos.rollout import make_trainer, no_carry, num_updates_for
 from jmarl.config_check import ConfigError
-from jmarl.env import spaces
-from jmarl.env.base import Env, EnvSpec, TimeStep
+from jmarl.env.base import Env, TimeStep
 from jmarl.types import PRNGKey
 
 ALGO_OF_MIXER = {"none": "iql", "vdn": "vdn", "qmix": "qmix"}
@@ -64,27 +62,6 @@ def make_act(nets: QNetworks) -> Callable[..., ActOutput]:
     return act
 
 
-def _example_rollout(spec: EnvSpec) -> tuple[Transition, TimeStep]:
-    """A one-step, one-env rollout of zeros shaped like ``spec``'s (for the buffer's item)."""
-    n = spec.num_agents
-    obs = spaces.zeros(spec.observation_space, (1, 1, n))
-    zeros = jnp.zeros((1, 1, n), jnp.float32)
-    alive = jnp.ones((1, 1, n), bool)
-    state = jnp.zeros((1, 1, *spec.state_space.shape), jnp.float32)
-    traj = Transition(obs, state, zeros.astype(jnp.int32), zeros, zeros, alive, None, {})
-    last = TimeStep(
-        jax.tree.map(lambda x: x[0], obs),
-        state[0],
-        zeros[0],
-        alive[0],
-        alive[0],
-        alive[0, :, 0],
-        alive[0],
-        None,
-    )
-    return traj, last
-
-
 def make(env: Env, cfg: QConfig, total_steps: int, mapping: PolicyMapping) -> Trainer:
     """Builds IQL / VDN / QMIX training for ``env`` (see the module doc).
 
@@ -102,9 +79,7 @@ def make(env: Env, cfg: QConfig, total_steps: int, mapping: PolicyMapping) -> Tr
             "train longer"
         )
     optimizer = make_optimizer(cfg, num_updates)
-    example = jax.tree.map(
-        lambda x: x[0], transitions(*_example_rollout(env.spec), nets.num_actions)
-    )
+    example = example_item(env.spec, nets.num_actions)
     epsilon0 = epsilon_schedule(cfg, num_updates)(0)
 
     def init_learner(key: PRNGKey) -> QState:

@@ -13,9 +13,9 @@ import optax
 from jmarl.agents.sharing import PolicyMapping, block_flags, where_blocks
 from jmarl.algos.base import Metrics, Transition
 from jmarl.algos.qlearning.config import QConfig
-from jmarl.algos.qlearning.losses import QItem, q_loss
+from jmarl.algos.qlearning.losses import q_loss
 from jmarl.algos.qlearning.networks import QNetworks, QParams
-from jmarl.algos.replay import ReplayState, add, sample
+from jmarl.algos.replay import ReplayState, add, rollout_items, sample
 from jmarl.env.base import TimeStep
 from jmarl.types import Array, Params, PRNGKey
 
@@ -32,9 +32,10 @@ class QState(NamedTuple):
     """The learner state of Q-learning.
 
     ``acting`` the acting parameters and epsilon; ``mixer`` the mixer's parameters;
-    ``target`` the target networks; ``replay`` the buffer of :class:`QItem`; ``updates`` and
-    ``grad_steps`` ``i32[]`` counters; ``trainable`` ``bool[P]`` (``mapping.policy_ids``
-    order): a policy whose flag is False keeps its parameters bit-identical.
+    ``target`` the target networks; ``replay`` the buffer of
+    :class:`~jmarl.algos.replay.ReplayItem` s; ``updates`` and ``grad_steps`` ``i32[]``
+    counters; ``trainable`` ``bool[P]`` (``mapping.policy_ids`` order): a policy whose flag
+    is False keeps its parameters bit-identical.
     """
 
     acting: QActing
@@ -64,35 +65,6 @@ def make_optimizer(cfg: QConfig, num_updates: int) -> optax.GradientTransformati
     total = max(1, num_updates * cfg.num_epochs)
     lr = optax.linear_schedule(cfg.lr, 0.0, total) if cfg.anneal_lr else cfg.lr
     return optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(lr, eps=1e-5))
-
-
-def transitions(traj: Transition, last_ts: TimeStep, num_actions: int) -> QItem:
-    """A rollout ``[T, E]`` and the timestep after it as ``T * E`` :class:`QItem` s (the next
-    observation of step ``t`` is step ``t + 1``'s, or ``last_ts``'s for the last step)."""
-
-    def following(x: Array, last: Array) -> Array:
-        return jnp.concatenate([x[1:], last[None]], axis=0)
-
-    def mask(m: Array | None, like: Array) -> Array:
-        shape = (*like.shape, num_actions)
-        return jnp.ones(shape, bool) if m is None else jnp.broadcast_to(m, shape)
-
-    now, last = traj.action_mask, last_ts.action_mask
-    next_mask = None if now is None or last is None else following(now, last)
-    item = QItem(
-        obs=traj.obs,
-        state=traj.state.astype(jnp.float32),
-        action=traj.action.astype(jnp.int32),
-        reward=traj.reward,
-        discount=traj.discount,
-        alive=traj.alive,
-        action_mask=mask(traj.action_mask, traj.alive),
-        next_obs=jax.tree.map(following, traj.obs, last_ts.obs),
-        next_state=following(traj.state, last_ts.state).astype(jnp.float32),
-        next_alive=following(traj.alive, last_ts.alive),
-        next_mask=mask(next_mask, traj.alive),
-    )
-    return jax.tree.map(lambda x: x.reshape(x.shape[0] * x.shape[1], *x.shape[2:]), item)
 
 
 Learn = Callable[[QState, Transition, TimeStep, PRNGKey], tuple[QState, Metrics]]
@@ -143,7 +115,7 @@ def make_learn(
         state: QState, traj: Transition, last_ts: TimeStep, key: PRNGKey
     ) -> tuple[QState, Metrics]:
         state = state._replace(
-            replay=add(state.replay, transitions(traj, last_ts, nets.num_actions))
+            replay=add(state.replay, rollout_items(traj, last_ts, nets.num_actions))
         )
         updates = state.updates + 1
         state, metrics = jax.lax.cond(updates >= start_update, train_steps, skip, state, key)
