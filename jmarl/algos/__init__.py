@@ -12,6 +12,8 @@ import dataclasses
 from collections.abc import Iterator, Mapping
 
 from jmarl.algos.base import Algorithm, Trainer, TrainerState, TrainOutput, Transition
+from jmarl.algos.maddpg import MADDPGConfig
+from jmarl.algos.maddpg import make as _make_maddpg_trainer
 from jmarl.algos.ppo import PPOConfig, make_ppo
 from jmarl.algos.ppo.train import make as _make_ppo_trainer
 from jmarl.algos.qlearning import QConfig
@@ -88,6 +90,15 @@ def _q(name: str, mixer: str, summary: str) -> Algorithm:
 register(_q("iql", "none", "independent Q-learners, each on its own reward (replay, double Q)"))
 register(_q("vdn", "vdn", "value decomposition: team Q is the sum of agent utilities"))
 register(_q("qmix", "qmix", "value decomposition by a monotonic mixer on the global state"))
+register(
+    Algorithm(
+        "maddpg",
+        MADDPGConfig,
+        _make_maddpg_trainer,
+        section="maddpg",
+        summary="deterministic actors with centralised critics Q_i(s, a_1..a_N) (replay)",
+    )
+)
 
 
 def ppo_config_for(algo: str, cfg: PPOConfig) -> PPOConfig:
@@ -101,6 +112,7 @@ def ppo_config_for(algo: str, cfg: PPOConfig) -> PPOConfig:
 __all__ = [
     "ALGORITHMS",
     "Algorithm",
+    "MADDPGConfig",
     "PPOConfig",
     "QConfig",
     "Registry",

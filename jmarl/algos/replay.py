@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jmarl.algos.base import Transition
+from jmarl.config_check import ConfigError
 from jmarl.env import spaces
 from jmarl.env.base import EnvSpec, TimeStep
 from jmarl.types import Array, PRNGKey, PyTree
@@ -143,3 +144,27 @@ def example_item(spec: EnvSpec, mask_width: int) -> ReplayItem:
         first(obs), state[0], zeros[0], alive[0], alive[0], alive[0, :, 0], alive[0], None
     )
     return first(rollout_items(traj, last, mask_width))
+
+
+def check_capacity(transitions_per_update: int, buffer_size: int) -> None:
+    """A :class:`ConfigError` when one update stores more transitions than the buffer holds."""
+    if transitions_per_update > buffer_size:
+        raise ConfigError(
+            f"one update stores num_envs*rollout_length ({transitions_per_update}) "
+            f"transitions: more than buffer_size ({buffer_size}) holds; raise --buffer-size"
+        )
+
+
+def first_learning_update(
+    learning_starts: int, steps_per_update: int, num_updates: int, algo: str
+) -> int:
+    """The first update (counting from 1) after which ``learning_starts`` env steps are stored;
+    a :class:`ConfigError` when that leaves no update to learn in."""
+    first = max(1, -(-learning_starts // steps_per_update))
+    if first > num_updates:
+        raise ConfigError(
+            f"{algo}: learning_starts ({learning_starts} env steps) leaves no update to learn "
+            f"in {num_updates * steps_per_update} env steps; lower --learning-starts or "
+            "train longer"
+        )
+    return first

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from jmarl.algos.replay import check_capacity
 from jmarl.config_check import ConfigError, check_fields, check_range, flag
 from jmarl.critics.mixers import MIXERS
 
@@ -92,12 +93,7 @@ class QConfig:
         check_range(self, "tau", 0.0, 1.0, strict_low=True)
         for name in ("gamma", "epsilon_start", "epsilon_finish", "epsilon_decay"):
             check_range(self, name, 0.0, 1.0)
-        if self.num_envs * self.rollout_length > self.buffer_size:
-            raise ConfigError(
-                f"one update stores num_envs*rollout_length "
-                f"({self.num_envs * self.rollout_length}) transitions: more than "
-                f"buffer_size ({self.buffer_size}) holds; raise --buffer-size"
-            )
+        check_capacity(self.num_envs * self.rollout_length, self.buffer_size)
         if self.mixer not in ("none", *MIXERS):
             raise ConfigError(f"unknown mixer {self.mixer!r}; expected none, {', '.join(MIXERS)}")
         if self.activation not in ACTIVATIONS:

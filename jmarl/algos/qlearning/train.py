@@ -32,9 +32,8 @@ from jmarl.algos.qlearning.update import (
     make_learn,
     make_optimizer,
 )
-from jmarl.algos.replay import example_item, init_replay
+from jmarl.algos.replay import example_item, first_learning_update, init_replay
 from jmarl.algos.rollout import make_trainer, no_carry, num_updates_for
-from jmarl.config_check import ConfigError
 from jmarl.env.base import Env, TimeStep
 from jmarl.types import PRNGKey
 
@@ -72,12 +71,7 @@ def make(env: Env, cfg: QConfig, total_steps: int, mapping: PolicyMapping) -> Tr
     algo = ALGO_OF_MIXER[cfg.mixer]
     nets = make_q_networks(env.spec, mapping, cfg, algo)
     num_updates = num_updates_for(cfg.steps_per_update, total_steps)
-    if cfg.learning_starts > num_updates * cfg.steps_per_update - cfg.steps_per_update:
-        raise ConfigError(
-            f"{algo}: learning_starts ({cfg.learning_starts} env steps) leaves no update to learn "
-            f"in {num_updates * cfg.steps_per_update} env steps; lower --learning-starts or "
-            "train longer"
-        )
+    start = first_learning_update(cfg.learning_starts, cfg.steps_per_update, num_updates, algo)
     optimizer = make_optimizer(cfg, num_updates)
     example = example_item(env.spec, nets.num_actions)
     epsilon0 = epsilon_schedule(cfg, num_updates)(0)
@@ -99,7 +93,7 @@ def make(env: Env, cfg: QConfig, total_steps: int, mapping: PolicyMapping) -> Tr
         env,
         init_learner=init_learner,
         act=make_act(nets),
-        learn=make_learn(nets, optimizer, cfg, mapping, num_updates),
+        learn=make_learn(nets, optimizer, cfg, mapping, num_updates, start),
         acting_params=lambda state: state.acting,
         init_carry=no_carry,
         num_envs=cfg.num_envs,

@@ -76,11 +76,11 @@ def make_learn(
     cfg: QConfig,
     mapping: PolicyMapping,
     num_updates: int,
+    start_update: int,
 ) -> Learn:
     """``learn(state, traj [T, E], last_ts [E], key) -> (state, metrics)``: adds the rollout to
-    the buffer; once ``cfg.learning_starts`` env steps are stored, takes ``cfg.num_epochs``
+    the buffer; from update ``start_update`` on (counting from 1), takes ``cfg.num_epochs``
     gradient steps on batches of ``cfg.batch_size``; sets epsilon for the next rollout."""
-    start_update = -(-cfg.learning_starts // cfg.steps_per_update)  # ceil
     epsilon = epsilon_schedule(cfg, num_updates)
     loss_fn = lambda p, t, b: q_loss(p, t, b, nets, cfg.gamma, cfg.double_q)
 
