@@ -78,7 +78,8 @@ def _assert_equal(a: Any, b: Any, what: str) -> None:
     assert _trees_equal(a, b, exact=True), what
 
 
-def _check_step(trainer: Trainer) -> None:
+def _check_step(trainer: Trainer) -> Any:
+    """Checks ``step``; returns it jitted (later checks reuse the compiled program)."""
     state = jax.jit(trainer.init)(jax.random.key(0))
     traces = []
 
@@ -95,6 +96,7 @@ def _check_step(trainer: Trainer) -> None:
     for name in ("update", "episode_return", "loss"):
         assert name in metrics, f"metrics lack {name!r}: {sorted(metrics)}"
     assert int(metrics["update"]) == 1
+    return step
 
 
 def _check_train(trainer: Trainer, train: Any) -> None:
@@ -168,7 +170,7 @@ def _check_checkpoint(trainer: Trainer, env: Env, train: Any) -> None:
     _assert_equal(expected, got, "the loaded checkpoint evaluates differently")
 
 
-def _check_frozen(trainer: Trainer) -> None:
+def _check_frozen(trainer: Trainer, step: Any) -> None:
     """With every policy frozen (``learner.trainable`` all False), acting parameters stay
     bit-identical through steps (algorithms whose learner has ``trainable``). Scalars among
     the acting parameters are settings that follow their own schedules (an exploration
@@ -178,7 +180,6 @@ def _check_frozen(trainer: Trainer) -> None:
         return
     frozen = state.learner._replace(trainable=jnp.zeros_like(state.learner.trainable))
     state = state._replace(learner=frozen)
-    step = jax.jit(trainer.step)
     new, _ = step(step(state)[0])
     weights = lambda learner: [x for x in jax.tree.leaves(trainer.acting_params(learner)) if x.ndim]
     _assert_equal(
@@ -208,8 +209,8 @@ def check_algorithm(
     trainer = algorithm.make(env, cfg, updates * steps_per_update, mapping)
     assert trainer.num_updates == updates, f"{trainer.num_updates} updates, expected {updates}"
     train = jax.jit(trainer.train)
-    _check_step(trainer)
+    step = _check_step(trainer)
     _check_train(trainer, train)
     _check_act(trainer, env)
     _check_checkpoint(trainer, env, train)
-    _check_frozen(trainer)
+    _check_frozen(trainer, step)

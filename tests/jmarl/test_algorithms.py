@@ -116,7 +116,18 @@ def toy() -> Iterator[Algorithm]:
     unregister(TOY.name)
 
 
-@pytest.mark.parametrize("sharing", jmarl.SHARING_MODES)
+# ``shared`` (one block: the rows fast path) and ``custom`` (a shared and a stacked block side
+# by side) take every code path of ``jmarl.share``; the other modes run with ``-m slow``.
+CI_SHARING = ("shared", "custom")
+
+
+@pytest.mark.parametrize(
+    "sharing",
+    [
+        m if m in CI_SHARING else pytest.param(m, marks=pytest.mark.slow)
+        for m in jmarl.SHARING_MODES
+    ],
+)
 @pytest.mark.parametrize("name", list(jmarl.ALGORITHMS))
 def test_every_algorithm_passes_the_conformance_check(name: str, sharing: str) -> None:
     check_algorithm(jmarl.ALGORITHMS[name], sharing=sharing)
