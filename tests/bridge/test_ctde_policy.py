@@ -53,10 +53,18 @@ def networks(critic_in: int, hidden: int = 64) -> tuple[DiscreteActor, DiscreteC
     return actor, critic
 
 
-def ctde(critic_in: int = STATE, lr: float = 1e-3, **kwargs: Any) -> CTDEPolicy:
+class RecordingCTDE(CTDEPolicy):
+    """Keeps the transitions of its latest update, as the manager handed them over."""
+
+    def _preprocess_batch(self, batch: Any, buffer: Any, indices: np.ndarray) -> Any:
+        self.seen = copy.deepcopy(batch)
+        return super()._preprocess_batch(batch, buffer, indices)
+
+
+def ctde(critic_in: int = STATE, lr: float = 1e-3, **kwargs: Any) -> RecordingCTDE:
     actor, critic = networks(critic_in)
     kwargs.setdefault("max_batchsize", 4096)
-    return CTDEPolicy(
+    return RecordingCTDE(
         actor, critic, AdamOptimizerFactory(lr=lr), action_space=spaces.Discrete(5), **kwargs
     )
 
@@ -258,6 +266,15 @@ def test_one_collect_and_update_round_in_every_mode(mode: str, env_mode: str) ->
     stats = update(manager, buffer)
     assert set(stats.per_policy) == set(manager.policy_map.values())
     for key, algorithm in algorithms.items():
+        # simple_spread's state is every agent's observation, concatenated: each transition's
+        # global info holds its own observation at its agent's place, in the same step
+        seen, agent = algorithm.seen, algorithm.seen.info.agent_id
+        served = {a for a, p in manager.policy_map.items() if manager.algorithms[p] is algorithm}
+        assert {AGENTS[k] for k in agent} == served
+        own = agent[:, None] * OBS + np.arange(OBS)
+        now, after = seen.info.global_obs, seen.info.global_obs_next
+        np.testing.assert_array_equal(np.take_along_axis(now, own, axis=1), seen.obs)
+        np.testing.assert_array_equal(np.take_along_axis(after, own, axis=1), seen.obs_next)
         after = algorithm.state_dict()
         changed = [
             k for k, v in after.items() if torch.is_tensor(v) and not v.equal(before[key][k])
