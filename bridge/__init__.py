@@ -27,6 +27,7 @@ from bridge.pettingzoo import (
 )
 
 _LAZY = {
+    "CTDEPolicy": "bridge.tianshou",
     "DictObservationWrapper": "bridge.tianshou",
     "DictToTensorPreprocessor": "bridge.tianshou",
     "JaxOnPolicyAlgorithm": "bridge.tianshou",
@@ -38,6 +39,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "CTDEPolicy",
     "CycleParallelEnv",
     "DictObservationWrapper",
     "DictToTensorPreprocessor",

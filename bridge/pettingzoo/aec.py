@@ -11,6 +11,7 @@ import numpy as np
 from gymnasium import spaces
 
 from bridge.pettingzoo.env import EnhancedPettingZooEnv, type_name
+from bridge.pettingzoo.layout import flat_width, flatten_rows
 
 __all__ = ["EnhancedAECEnv"]
 
@@ -45,18 +46,25 @@ class EnhancedAECEnv(EnhancedPettingZooEnv):
 
     mode = "aec"
 
-    def _init_spaces(self, include_state: bool) -> None:
+    def _init_spaces(self, include_state: bool | None) -> None:
         _register_as_tianshou_env()
         layout = self._layout
         width = self.padded_action_space.n if layout.discrete else 1
+        if include_state:
+            self.state_space = self._probe_state()
+            self.has_state = self.state_space is not None
+            if self.state_space is None:  # every agent's observation instead
+                joint = self.num_agents * flat_width(layout.obs_space)
+                self.state_space = spaces.Box(-np.inf, np.inf, (joint,), np.float32)
         if self.agent_id_form == "index":
-            self.observation_space = spaces.Dict(
-                {
-                    "agent_id": spaces.Discrete(self.num_agents),
-                    "obs": layout.obs_space,
-                    "mask": spaces.Box(0, 1, (width,), bool),
-                }
-            )
+            entries = {
+                "agent_id": spaces.Discrete(self.num_agents),
+                "obs": layout.obs_space,
+                "mask": spaces.Box(0, 1, (width,), bool),
+            }
+            if self.state_space is not None:
+                entries["state"] = self.state_space
+            self.observation_space = spaces.Dict(entries)
         else:
             self.observation_space = self._tianshou_observation_space()
             self._warn_if_flattened()
@@ -138,7 +146,23 @@ class EnhancedAECEnv(EnhancedPettingZooEnv):
         self._current_obs = {"agent_id": self._ids[k], "obs": self._layout.encode(k, raw)}
         if self._with_mask:
             self._current_obs["mask"] = mask
+        if self.state_space is not None:
+            self._current_obs["state"] = self._state()
         return self._current_obs
+
+    def _state(self) -> np.ndarray:
+        """The env's state, or every agent's current observation (flattened, agent order)."""
+        space = self.state_space
+        assert space is not None
+        if self.has_state:
+            return np.asarray(self.env.state(), dtype=space.dtype).reshape(space.shape)
+        layout, live = self._layout, set(self.env.agents)
+        width = flat_width(layout.obs_space)
+        out = np.zeros((self.num_agents, width), np.float32)
+        for k, agent in enumerate(self.agents):
+            if agent in live:
+                out[k] = flatten_rows(layout.encode(k, self.env.observe(agent)), 1)[0]
+        return out.reshape(space.shape)
 
     def _step(self, action: Any) -> tuple[dict[str, Any], np.ndarray, bool, bool, dict]:
         k, final = self._current, self._current_final

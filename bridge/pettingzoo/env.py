@@ -59,7 +59,10 @@ games, and their actions are ignored by the env).
                    "obs":      its observation in the padded layout,
                    "mask":     bool[A] legal actions (all its actions if the env has no mask);
                                absent for continuous actions, as in Tianshou (with
-                               ``agent_id="index"``: a bool[1] True placeholder)}
+                               ``agent_id="index"``: a bool[1] True placeholder),
+                   "state":    with ``include_state=True`` only: the global state at this
+                               turn -- the env's ``state()``, or all agents' current
+                               observations where it has none (``state_space``)}
     observation_space: Tianshou's -- the first agent's own space if all agents' are equal (for
                    the classic games ``Dict(observation, action_mask)``, so a script's
                    ``env.observation_space["observation"]`` works); with ``agent_id="index"``
@@ -112,9 +115,10 @@ from pettingzoo.utils.conversions import (
 from bridge.pettingzoo.cycle import CycleParallelEnv
 from bridge.pettingzoo.layout import PaddedLayout
 
-__all__ = ["AGENT_ID_FORMS", "MODES", "EnhancedPettingZooEnv"]
+__all__ = ["AGENT_ID_FORMS", "MODES", "STATE_ERRORS", "EnhancedPettingZooEnv"]
 
 MODES = ("auto", "aec", "parallel")
+STATE_ERRORS = (TypeError, NotImplementedError, AttributeError)  # of a state() that fails
 AGENT_ID_FORMS = ("name", "index")
 
 
@@ -190,9 +194,13 @@ class EnhancedPettingZooEnv(gymnasium.Env):
         space (nested Dicts of Box, Discrete, MultiDiscrete and MultiBinary), observations stay
         dicts of arrays, e.g. for ``bridge.DictObservationWrapper``; ``"flatten"``: flatten
         them to one ``float32`` vector per agent like any other non-Box space.
-    :param include_state: parallel mode only: put the env's global state in the observation
-        where the env has one (default). ``False`` skips ``env.state()`` on every step -- on
-        mpe2 it observes every agent once more -- for policies that never read it (DQN, IPPO).
+    :param include_state: put a global state in the observation (key ``"state"``), for
+        centralized critics. Parallel mode: the env's ``state()`` where it has one (default);
+        ``False`` skips ``env.state()`` on every step -- on mpe2 it observes every agent once
+        more -- for policies that never read it (DQN, IPPO). AEC mode (default ``False``, as
+        Tianshou's observation has no state): the env's ``state()`` where it has one, otherwise
+        every agent's current observation (``env.observe``), flattened to ``float32`` and
+        concatenated in agent order (zeros for agents that are gone); see ``state_space``.
     :param agent_id: AEC mode only: ``"name"`` (default, Tianshou's) or ``"index"``; see
         :class:`~bridge.pettingzoo.aec.EnhancedAECEnv`.
 
@@ -200,8 +208,9 @@ class EnhancedPettingZooEnv(gymnasium.Env):
     (``possible_agents``, the agent axis), ``num_agents``, ``agent_idx`` (agent -> index),
     ``agent_observation_spaces`` / ``agent_action_spaces`` (the env's own spaces per agent),
     ``padded_observation_space`` / ``padded_action_space`` (one agent in the common layout),
-    ``has_action_mask``, ``has_state``, ``state_space`` (or None), ``dict_observations`` (True
-    if observations are kept as dicts of arrays).
+    ``has_action_mask``, ``has_state`` (the observation holds the env's own ``state()``),
+    ``state_space`` (the space of the observation's ``"state"``, or None if it has none),
+    ``dict_observations`` (True if observations are kept as dicts of arrays).
     """
 
     mode: str = "auto"  # the subclass's mode
@@ -220,7 +229,7 @@ class EnhancedPettingZooEnv(gymnasium.Env):
         env: Any,
         mode: str = "auto",
         *,
-        include_state: bool = True,
+        include_state: bool | None = None,
         dict_observations: str = "keep",
         agent_id: str = "name",
     ) -> None:
@@ -259,8 +268,25 @@ class EnhancedPettingZooEnv(gymnasium.Env):
         self._running = False
         self._init_spaces(include_state)
 
-    def _init_spaces(self, include_state: bool) -> None:
+    def _init_spaces(self, include_state: bool | None) -> None:
         raise NotImplementedError
+
+    def _probe_state(self) -> spaces.Box | None:
+        """The state space if the env declares a Box ``state_space`` and ``state()`` works."""
+        try:
+            declared = self.env.state_space
+        except AttributeError:
+            return None
+        if not isinstance(declared, spaces.Box):
+            return None
+        self.env.reset()  # state() needs a reset; the user resets again before stepping
+        try:
+            state = np.asarray(self.env.state())
+        except STATE_ERRORS:
+            return None
+        if state.shape == declared.shape:
+            return declared
+        return spaces.Box(-np.inf, np.inf, state.shape, np.float32)
 
     # --- gymnasium API ----------------------------------------------------------------------
 

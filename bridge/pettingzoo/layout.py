@@ -12,7 +12,14 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-__all__ = ["PaddedLayout", "blank_tree", "put_tree", "stacked_space"]
+__all__ = [
+    "PaddedLayout",
+    "blank_tree",
+    "flat_width",
+    "flatten_rows",
+    "put_tree",
+    "stacked_space",
+]
 
 
 def _inner_space(space: spaces.Space) -> tuple[spaces.Space, str | None]:
@@ -110,6 +117,35 @@ def put_tree(stacked: Any, k: int, value: Any) -> None:
             put_tree(sub, k, value[key])
     else:
         stacked[k] = value
+
+
+def flat_width(space: spaces.Space) -> int:
+    """Length of :func:`flatten_rows`' vector for one value of ``space`` (Box, MultiBinary,
+    MultiDiscrete: their number of entries; Discrete: 1, its integer value; Dict: the sum)."""
+    if isinstance(space, spaces.Dict):
+        return sum(flat_width(sub) for sub in space.spaces.values())
+    if isinstance(space, spaces.Discrete):
+        return 1
+    if isinstance(space, (spaces.Box, spaces.MultiBinary, spaces.MultiDiscrete)):
+        return int(np.prod(space.shape))
+    raise NotImplementedError(f"cannot flatten values of {space} into a vector")
+
+
+def _leaves(tree: Any) -> list[np.ndarray]:
+    """The array leaves of nested dicts (or Tianshou ``Batch``es), in key order."""
+    if isinstance(tree, Mapping):
+        return [leaf for value in tree.values() for leaf in _leaves(value)]
+    if hasattr(tree, "get_keys"):  # a tianshou.data.Batch (not imported on this side)
+        return [leaf for key in tree.get_keys() for leaf in _leaves(tree[key])]
+    return [np.asarray(tree)]
+
+
+def flatten_rows(tree: Any, count: int, agents: int = 1) -> np.ndarray:
+    """``float32[count, agents * d]``: per row, each agent's value (every leaf of the tree, of
+    shape ``[count, agents, ...]``, or ``[count, ...]`` when ``agents`` is 1) flattened and its
+    leaves concatenated, then the agents concatenated in order (agent-major)."""
+    parts = [np.asarray(leaf, np.float32).reshape(count, agents, -1) for leaf in _leaves(tree)]
+    return np.concatenate(parts, axis=2).reshape(count, -1)
 
 
 def _is_integral(arr: np.ndarray) -> bool:

@@ -9,12 +9,10 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from bridge.pettingzoo.env import EnhancedPettingZooEnv
+from bridge.pettingzoo.env import STATE_ERRORS, EnhancedPettingZooEnv
 from bridge.pettingzoo.layout import blank_tree, put_tree
 
 __all__ = ["EnhancedParallelEnv"]
-
-_STATE_ERRORS = (TypeError, NotImplementedError, AttributeError)
 
 
 class EnhancedParallelEnv(EnhancedPettingZooEnv):
@@ -22,13 +20,13 @@ class EnhancedParallelEnv(EnhancedPettingZooEnv):
 
     mode = "parallel"
 
-    def _init_spaces(self, include_state: bool) -> None:
+    def _init_spaces(self, include_state: bool | None) -> None:
         if self.agent_id_form != "name":
             raise ValueError(
                 "agent_id is an AEC-mode option: parallel observations stack every agent "
                 f"(in the order of env.agents) and carry no agent_id; got {self.agent_id_form!r}"
             )
-        self.state_space = self._probe_state() if include_state else None
+        self.state_space = None if include_state is False else self._probe_state()
         self.has_state = self.state_space is not None
         layout, n = self._layout, self.num_agents
         entries: dict[str, spaces.Space] = {
@@ -47,23 +45,6 @@ class EnhancedParallelEnv(EnhancedPettingZooEnv):
         else:
             low, high = layout.act_low.astype(np.float32), layout.act_high.astype(np.float32)
             self.action_space = spaces.Box(low, high, low.shape, np.float32)
-
-    def _probe_state(self) -> spaces.Box | None:
-        """The state space if the env declares a Box ``state_space`` and ``state()`` works."""
-        try:
-            declared = self.env.state_space
-        except AttributeError:
-            return None
-        if not isinstance(declared, spaces.Box):
-            return None
-        self.env.reset()  # state() needs a reset; the user resets again before stepping
-        try:
-            state = np.asarray(self.env.state())
-        except _STATE_ERRORS:
-            return None
-        if state.shape == declared.shape:
-            return declared
-        return spaces.Box(-np.inf, np.inf, state.shape, np.float32)
 
     def _reset(
         self, seed: int | None, options: dict[str, Any] | None
@@ -146,7 +127,7 @@ class EnhancedParallelEnv(EnhancedPettingZooEnv):
         assert space is not None
         try:
             return np.asarray(self.env.state(), dtype=space.dtype).reshape(space.shape)
-        except _STATE_ERRORS:
+        except STATE_ERRORS:
             if not episode_over:
                 raise
             return np.zeros(space.shape, space.dtype)

@@ -1,11 +1,13 @@
 """Tianshou side of the bridge: the multi-agent manager and its policy, replay buffers, jmarl
-algorithms as Tianshou policies, and Dict-observation preprocessing for torch networks.
+algorithms as Tianshou policies, a centralized-critic PPO (``CTDEPolicy``), and Dict-observation
+preprocessing for torch networks.
 
 Imports Tianshou and torch (``bridge`` loads this package on first use of one of its names).
 """
 
 from __future__ import annotations
 
+from bridge.tianshou.ctde import CTDEPolicy
 from bridge.tianshou.dict_obs import DictObservationWrapper, DictToTensorPreprocessor
 from bridge.tianshou.jax_policy import JaxOnPolicyAlgorithm, JaxPolicy, JaxPPO
 from bridge.tianshou.manager import (
@@ -15,6 +17,7 @@ from bridge.tianshou.manager import (
 )
 
 __all__ = [
+    "CTDEPolicy",
     "DictObservationWrapper",
     "DictToTensorPreprocessor",
     "FlexibleMultiAgentOffPolicyManager",

@@ -12,6 +12,7 @@ from tianshou.data import Batch, to_numpy
 from torch import nn
 
 from bridge.pettingzoo.env import EnhancedPettingZooEnv
+from bridge.tianshou.global_info import global_rows
 from bridge.tianshou.restitch import Stitched
 
 __all__ = ["MultiAgentDispatchPolicy", "Route", "RowLayout"]
@@ -29,6 +30,7 @@ class RowLayout:
         self.has_mask = env.has_action_mask
         self.num_agents = env.num_agents
         self.act_shape = env.padded_action_space.shape
+        self.state = env.state_space is not None  # the global info is obs["state"]
         self.agent_idx = dict(env.agent_idx)
         # integer agent ids are indices (agent_id="index"), unless the agents' names are ints
         self._int_names = all(isinstance(a, (int, np.integer)) for a in env.agents)
@@ -70,12 +72,20 @@ class Route:
     :param agents: the agent indices it serves.
     :param env: the wrapped env.
     :param layout: the env's row layout.
+    :param global_info: put the global info of every transition's row and next row in its
+        ``info`` (``global_obs``, ``global_obs_next``; see :mod:`bridge.tianshou.global_info`).
     """
 
     def __init__(
-        self, policy: Policy, agents: np.ndarray, env: EnhancedPettingZooEnv, layout: RowLayout
+        self,
+        policy: Policy,
+        agents: np.ndarray,
+        env: EnhancedPettingZooEnv,
+        layout: RowLayout,
+        global_info: bool = False,
     ) -> None:
         self.policy, self.agents, self.layout = policy, agents, layout
+        self.global_info = global_info
         agent = env.agents[int(agents[0])]
         entry = env.policy_observation_space(agent)  # what self.obs() returns for the agent
         own_obs = entry["obs"] if layout.has_mask else entry
@@ -141,8 +151,22 @@ class Route:
             terminated=part.terminated[keep],
             truncated=part.truncated[keep],
             obs_next=self._next_obs(rows, jn, i, part.from_obs_next[keep]),
-            info=Batch(agent_id=i),
+            info=self._info(rows, j, jn, i, part.from_obs_next[keep]),
         )
+
+    def _info(
+        self, rows: Batch, j: np.ndarray, jn: np.ndarray, i: np.ndarray, from_next: np.ndarray
+    ) -> Batch:
+        """The transitions' ``info``: the agent index, and the global info if asked for."""
+        info = Batch(agent_id=i)
+        if self.global_info:
+            state, n = self.layout.state, self.layout.num_agents
+            info.global_obs = global_rows(rows.obs, j, state, n)
+            nxt = global_rows(rows.obs_next if from_next.all() else rows.obs, jn, state, n)
+            if from_next.any() and not from_next.all():
+                nxt[from_next] = global_rows(rows.obs_next, jn[from_next], state, n)
+            info.global_obs_next = nxt
+        return info
 
     def _next_obs(self, rows: Batch, jn: np.ndarray, i: np.ndarray, from_next: np.ndarray) -> Any:
         """Agents' next observations: ``obs_next[jn]`` where ``from_next``, else ``obs[jn]``."""
@@ -195,6 +219,8 @@ class MultiAgentDispatchPolicy(Policy):
     :param agents_of: the agent indices each of them serves.
     :param joint: the only sub-policy acts on the env's joint observations and actions (a jmarl
         ``JaxPolicy``); it then gets every call unchanged.
+    :param global_info: for each sub-policy, whether its transitions carry the global info
+        (default: none do).
     """
 
     def __init__(
@@ -203,6 +229,7 @@ class MultiAgentDispatchPolicy(Policy):
         sub_policies: list[Policy],
         agents_of: list[np.ndarray],
         joint: bool = False,
+        global_info: list[bool] | None = None,
     ) -> None:
         super().__init__(
             action_space=env.action_space,
@@ -211,7 +238,10 @@ class MultiAgentDispatchPolicy(Policy):
             action_bound_method=None,
         )
         self.layout = RowLayout(env)
-        self.routes = [Route(p, a, env, self.layout) for p, a in zip(sub_policies, agents_of)]
+        wants = [False] * len(sub_policies) if global_info is None else global_info
+        self.routes = [
+            Route(p, a, env, self.layout, g) for p, a, g in zip(sub_policies, agents_of, wants)
+        ]
         self.sub_policies = nn.ModuleList(sub_policies)
         self.owner = np.zeros(env.num_agents, np.int64)
         for k, agents in enumerate(agents_of):

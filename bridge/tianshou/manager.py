@@ -54,6 +54,15 @@ off-policy updates copy the rows added since the previous update into the manage
 buffers (about the size of the collector's buffer in total; prioritized if it is prioritized),
 from which every distinct algorithm samples ``sample_size`` transitions of its agents.
 
+**Centralized critics.** An algorithm with a true ``enable_global_info`` attribute (e.g.
+:class:`~bridge.tianshou.ctde.CTDEPolicy`) gets on each of its transitions ``info.global_obs``
+and ``info.global_obs_next``: the global info (``float32[G]``, see
+:mod:`bridge.tianshou.global_info`) of the rows of the transition's observation and next
+observation -- the env's state, else every agent's observation of the same step. Its policy
+still acts on the agent's own observation. An algorithm with a ``check_env(env, agent)`` method
+has it called once at construction (for one agent it serves), to refuse an env it cannot
+learn from before any data is collected.
+
 **Joint algorithms.** In parallel mode, an algorithm whose policy's action space is the env's
 joint action space (e.g. jmarl's ``JaxPPO`` with a ``JaxPolicy``, which shares parameters across
 agents inside one jitted call) acts for all agents at once: it must be the only algorithm, its
@@ -347,6 +356,17 @@ def _configure(
     )
 
 
+def _global_info(env: EnhancedPettingZooEnv, config: _Config) -> list[bool]:
+    """Which distinct algorithms get the global info; each one's ``check_env`` is called."""
+    wants = []
+    for algorithm, agents in zip(config.distinct, config.agents_of):
+        check = getattr(algorithm, "check_env", None)
+        if callable(check) and not config.joint:
+            check(env, env.agents[int(agents[0])])
+        wants.append(bool(getattr(algorithm, "enable_global_info", False)))
+    return wants
+
+
 def _module_keys(pids: list[Any]) -> list[str]:
     """``ModuleDict`` keys for policy ids: their own names where torch allows them."""
     keys: list[str] = []
@@ -447,7 +467,9 @@ class FlexibleMultiAgentPolicyManager(Algorithm):
         config = _configure(policies, penv, mode, agent_groups, policy_mapping_fn)
         self._check_kind(config)
         sub_policies = [a.policy for a in config.distinct]
-        policy = MultiAgentDispatchPolicy(penv, sub_policies, config.agents_of, config.joint)
+        policy = MultiAgentDispatchPolicy(
+            penv, sub_policies, config.agents_of, config.joint, _global_info(penv, config)
+        )
         super().__init__(policy=policy)
         self.sub_algorithms = nn.ModuleDict(dict(zip(config.keys, config.distinct)))
         self.mode = config.mode

@@ -474,6 +474,33 @@ def test_parallel_rps_without_working_state() -> None:
     np.testing.assert_array_equal(obs["obs"], [[0, 1, 0, 0], [1, 0, 0, 0]])  # opponent's move
 
 
+def test_aec_state_is_every_agents_current_observation_where_the_env_has_no_state() -> None:
+    env = EnhancedPettingZooEnv(tictactoe(), include_state=True)
+    assert not env.has_state and env.state_space.shape == (2 * 18,)
+    obs, _ = env.reset(seed=0)
+    for move in (4, 0, 8):
+        inner = env.env
+        expected = [inner.observe(a)["observation"].astype(np.float32).ravel() for a in env.agents]
+        np.testing.assert_array_equal(obs["state"], np.concatenate(expected))
+        obs, *_ = env.step(move)
+    assert obs["state"][:18].sum() == 3  # the board from the first player's side: 3 marks
+
+
+def test_aec_state_is_the_envs_state_where_it_has_one() -> None:
+    env = EnhancedPettingZooEnv(simple_spread_v3.env(max_cycles=5), include_state=True)
+    assert env.has_state and env.state_space.shape == (54,)
+    obs, _ = env.reset(seed=0)
+    for _ in range(4):
+        np.testing.assert_array_equal(obs["state"], env.env.state())
+        obs, *_ = env.step(0)
+    indexed = EnhancedPettingZooEnv(
+        simple_spread_v3.env(max_cycles=5), include_state=True, agent_id="index"
+    )
+    assert indexed.observation_space.contains(indexed.reset(seed=0)[0])
+    plain = EnhancedPettingZooEnv(simple_spread_v3.env(max_cycles=5))
+    assert "state" not in plain.reset(seed=0)[0] and plain.state_space is None  # Tianshou's obs
+
+
 def test_parallel_pistonball_converted_from_aec_matches_parallel_api() -> None:
     env = EnhancedPettingZooEnv(pistonball("aec", max_cycles=4), mode="parallel")
     ref = pistonball("parallel", max_cycles=4)
