@@ -189,9 +189,16 @@ def make_q_network(
     activation: str = "relu",
     input_space: Space | None = None,
     encoder: EncoderConfig | None = None,
+    gru_size: int | None = None,
 ) -> Network:
-    """One agent's input -> action values ``f32[num_actions]``; ``input_space``/``encoder``
-    as in :func:`make_actor`."""
+    """One agent's input -> action values ``f32[num_actions]``; ``input_space``, ``encoder``
+    and ``gru_size`` as in :func:`make_actor` (recurrent: ``apply(params, h, x, reset) ->
+    (h', q)``)."""
+    if gru_size is not None:
+        mlp = MLP(tuple(hidden[1:]), num_actions, activation, out_scale=1.0)
+        return _recurrent_network(
+            mlp, example_input, hidden, activation, gru_size, input_space, encoder
+        )
     mlp = MLP(tuple(hidden), num_actions, activation, out_scale=1.0)
     return _network(mlp, example_input, input_space, encoder)
 

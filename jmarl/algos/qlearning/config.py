@@ -45,6 +45,12 @@ class QConfig:
         ``qmix``). With a mixer the team reward is the mean of the agents' rewards.
     :param mixer_embed_dim: QMIX's mixing-layer width.
     :param mixer_hidden: hidden width of QMIX's hypernetworks.
+    :param recurrent: the Q networks get a GRU after their first layer (memory across an
+        episode's steps, restarted at its start). The buffer then stores each env's rollout as
+        one sequence of ``rollout_length`` steps with the carry it started from (replayed
+        from that stored carry), ``buffer_size // rollout_length`` sequences, and a gradient
+        step samples ``max(1, batch_size // rollout_length)`` sequences.
+    :param gru_size: the GRU's width when ``recurrent``.
     :param encoder_features: for structured observations (see :mod:`jmarl.nn.encoders`).
     :param embed_dim: embedding width of each Discrete part / MultiDiscrete dimension.
     :param cnn_channels: channels of the image CNN's 3x3 conv layers.
@@ -72,6 +78,8 @@ class QConfig:
     mixer: str = "vdn"
     mixer_embed_dim: int = 32
     mixer_hidden: int = 64
+    recurrent: bool = False
+    gru_size: int = 64
     encoder_features: int = 64
     embed_dim: int = 16
     cnn_channels: tuple[int, ...] = (16, 32)
@@ -80,7 +88,7 @@ class QConfig:
         check_fields(self)
         for name in ("num_envs", "rollout_length", "buffer_size", "batch_size", "num_epochs"):
             check_range(self, name, 1)
-        for name in ("target_update_interval", "mixer_embed_dim", "mixer_hidden"):
+        for name in ("target_update_interval", "mixer_embed_dim", "mixer_hidden", "gru_size"):
             check_range(self, name, 1)
         for name in ("encoder_features", "embed_dim", "hidden_sizes", "cnn_channels"):
             check_range(self, name, 1)
@@ -103,10 +111,11 @@ class QConfig:
 
     def unused(self) -> dict[str, str]:
         """Fields these settings ignore, with why (``jmarl train`` refuses changed ones)."""
-        if self.mixer == "qmix":
-            return {}
-        why = "it is only used by the qmix mixer"
-        return {"mixer_embed_dim": why, "mixer_hidden": why}
+        unused = {} if self.recurrent else {"gru_size": "it is only used with --recurrent"}
+        if self.mixer != "qmix":
+            why = "it is only used by the qmix mixer"
+            unused.update(mixer_embed_dim=why, mixer_hidden=why)
+        return unused
 
     @property
     def steps_per_update(self) -> int:

@@ -21,7 +21,7 @@ from jmarl.algos.qlearning.networks import QNetworks, QParams
 from jmarl.algos.replay import ReplayItem
 from jmarl.nn.distributions import masked_logits
 from jmarl.ops.losses import masked_mean
-from jmarl.types import Array
+from jmarl.types import Array, Params
 
 
 def greedy(q: Array, mask: Array) -> Array:
@@ -54,14 +54,31 @@ def q_loss(
     gamma: float,
     double_q: bool,
 ) -> tuple[Array, dict[str, Array]]:
-    """The TD loss of the module doc on ``batch`` ``[B]``, and metrics (``q_taken``: mean
-    value of the taken actions, ``Q_tot`` with a mixer)."""
+    """The TD loss of the module doc on ``batch`` ``[B]`` for feed-forward utilities."""
     q = nets.q_values(params.agents, batch.obs, batch_dims=1)
-    q_taken = chosen(q, batch.action)
     q_next_target = nets.q_values(target.agents, batch.next_obs, batch_dims=1)
     q_next_online = (
         nets.q_values(params.agents, batch.next_obs, batch_dims=1) if double_q else q_next_target
     )
+    mixers = (params.mixer, target.mixer)
+    return td_loss(q, q_next_online, q_next_target, mixers, batch, nets, gamma, double_q)
+
+
+def td_loss(
+    q: Array,
+    q_next_online: Array,
+    q_next_target: Array,
+    mixers: tuple[Params, Params],
+    batch: ReplayItem,
+    nets: QNetworks,
+    gamma: float,
+    double_q: bool,
+) -> tuple[Array, dict[str, Array]]:
+    """The TD loss of the module doc from utilities ``[B, N, A]`` of the batch's steps and of
+    their next steps (online and target networks), with the online and target mixer
+    parameters ``mixers``; metrics ``q_taken`` (mean value of the taken actions, ``Q_tot``
+    with a mixer) and ``td_abs``."""
+    q_taken = chosen(q, batch.action)
     q_next = jax.lax.stop_gradient(
         next_values(q_next_online, q_next_target, batch.next_mask, double_q)
     )
@@ -73,8 +90,8 @@ def q_loss(
             "q_taken": masked_mean(q_taken, batch.alive),
             "td_abs": masked_mean(jnp.abs(td), batch.alive),
         }
-    total = nets.mix(params.mixer, q_taken * batch.alive, batch.state, batch_dims=1)
-    next_total = nets.mix(target.mixer, q_next * batch.next_alive, batch.next_state, batch_dims=1)
+    total = nets.mix(mixers[0], q_taken * batch.alive, batch.state, batch_dims=1)
+    next_total = nets.mix(mixers[1], q_next * batch.next_alive, batch.next_state, batch_dims=1)
     y = jax.lax.stop_gradient(team_target(batch.reward, batch.discount, next_total, gamma))
     td = total - y
     return jnp.mean(jnp.square(td)), {"q_taken": total.mean(), "td_abs": jnp.abs(td).mean()}

@@ -39,6 +39,10 @@ class QNetworks(NamedTuple):
 
     * ``init(key) -> QParams``
     * ``q_values(agent_params, obs [*B, N, ...], batch_dims=0) -> f32[*B, N, A]``
+      (feed-forward only)
+    * ``q_step(agent_params, h [N, H], obs [N, ...], reset bool[N]) -> (h, f32[N, A])``:
+      one step of recurrent utilities (the carry restarts from zeros where ``reset``);
+      feed-forward utilities pass ``h`` through
     * ``mix(mixer_params, q f32[*B, N], state f32[*B, S], batch_dims=0) -> f32[*B]``, or
       None for independent learners (``mixer="none"``)
     """
@@ -47,6 +51,8 @@ class QNetworks(NamedTuple):
     q_values: Callable[..., Array]
     mix: Callable[..., Array] | None
     num_actions: int
+    q_step: Callable[..., tuple[Array, Array]]
+    gru_size: int | None = None
 
 
 def check_env(spec: EnvSpec, cfg: QConfig, algo: str) -> int:
@@ -84,6 +90,7 @@ def make_q_networks(
         cfg.activation,
         input_space=actor_input_space(spec, cfg) if encode else None,
         encoder=encoder_config(cfg) if encode else None,
+        gru_size=cfg.gru_size if cfg.recurrent else None,
     )
     agents = share(net, mapping)
     mixer = _mixer(spec, cfg)
@@ -93,9 +100,19 @@ def make_q_networks(
         return QParams(agents.init(k_agents), mixer.init(k_mixer) if mixer else {})
 
     def q_values(params: tuple[Params, ...], obs: PyTree, batch_dims: int = 0) -> Array:
+        if cfg.recurrent:
+            raise TypeError("recurrent utilities have no stateless q_values: use q_step")
         out: Array = agents.apply(
             params, actor_inputs(obs, cfg, n, batch_dims), batch_dims=batch_dims
         )
+        return out
+
+    def q_step(
+        params: tuple[Params, ...], h: Array, obs: PyTree, reset: Array
+    ) -> tuple[Array, Array]:
+        if not cfg.recurrent:
+            return h, q_values(params, obs)
+        out: tuple[Array, Array] = agents.apply(params, h, actor_inputs(obs, cfg, n), reset)
         return out
 
     mix = None
@@ -108,7 +125,8 @@ def make_q_networks(
             out: Array = apply(params, q, state.astype(jnp.float32))
             return out
 
-    return QNetworks(init, q_values, mix, num_actions)
+    gru = cfg.gru_size if cfg.recurrent else None
+    return QNetworks(init, q_values, mix, num_actions, q_step, gru)
 
 
 def _mixer(spec: EnvSpec, cfg: QConfig) -> Network | None:

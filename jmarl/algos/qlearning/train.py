@@ -25,40 +25,74 @@ from jmarl.algos.base import ActOutput, Carry, Trainer
 from jmarl.algos.qlearning.config import QConfig
 from jmarl.algos.qlearning.losses import greedy
 from jmarl.algos.qlearning.networks import QNetworks, make_q_networks
+from jmarl.algos.qlearning.recurrent import (
+    example_sequence,
+    make_init_carry,
+    make_recurrent_act,
+    recurrent_q_loss,
+    rollout_sequences,
+)
 from jmarl.algos.qlearning.update import (
     QActing,
     QState,
+    Replay,
     epsilon_schedule,
     make_learn,
     make_optimizer,
+    transition_replay,
 )
-from jmarl.algos.replay import example_item, first_learning_update, init_replay
+from jmarl.algos.replay import ReplayState, example_item, first_learning_update, init_replay
 from jmarl.algos.rollout import make_trainer, no_carry, num_updates_for
 from jmarl.env.base import Env, TimeStep
-from jmarl.types import PRNGKey
+from jmarl.types import Array, PRNGKey
 
 ALGO_OF_MIXER = {"none": "iql", "vdn": "vdn", "qmix": "qmix"}
 
 
+def explore(q: Array, mask: Array, key: PRNGKey, acting: QActing, deterministic: bool) -> Array:
+    """Each agent's greedy allowed action on its own ``Q_i`` ``[..., A]``, replaced with
+    probability ``acting.epsilon`` by a uniformly random allowed action (never when
+    ``deterministic``)."""
+    action = greedy(q, mask)
+    if deterministic:
+        return action
+    k_random, k_explore = jax.random.split(key)
+    random = greedy(jax.random.uniform(k_random, q.shape), mask)
+    return jnp.where(jax.random.uniform(k_explore, action.shape) < acting.epsilon, random, action)
+
+
 def make_act(nets: QNetworks) -> Callable[..., ActOutput]:
-    """``act(acting, ts [E], key, carry, deterministic=False) -> ActOutput``: each agent's
-    greedy allowed action on its own ``Q_i``, replaced with probability ``acting.epsilon`` by
-    a uniformly random allowed action (never when ``deterministic``). No extras."""
+    """``act(acting, ts [E], key, carry, deterministic=False) -> ActOutput``: epsilon-greedy
+    actions (:func:`explore`); no extras. Recurrent utilities:
+    :func:`~jmarl.algos.qlearning.recurrent.make_recurrent_act`."""
+    if nets.gru_size is not None:
+        return make_recurrent_act(nets, explore)
 
     def act(
         acting: QActing, ts: TimeStep, key: PRNGKey, carry: Carry, deterministic: bool = False
     ) -> ActOutput:
         q = nets.q_values(acting.q, ts.obs, batch_dims=1)
         mask = jnp.ones(q.shape, bool) if ts.action_mask is None else ts.action_mask
-        action = greedy(q, mask)
-        if not deterministic:
-            k_random, k_explore = jax.random.split(key)
-            random = greedy(jax.random.uniform(k_random, q.shape), mask)
-            explore = jax.random.uniform(k_explore, action.shape) < acting.epsilon
-            action = jnp.where(explore, random, action)
-        return ActOutput(action, {}, carry)
+        return ActOutput(explore(q, mask, key, acting, deterministic), {}, carry)
 
     return act
+
+
+def _replay(env: Env, nets: QNetworks, cfg: QConfig) -> tuple[Replay, ReplayState]:
+    """How updates store and replay experience, and the empty buffer (transitions, or whole
+    rollouts per env for recurrent utilities)."""
+    if nets.gru_size is None:
+        return transition_replay(nets, cfg), init_replay(
+            example_item(env.spec, nets.num_actions), cfg.buffer_size
+        )
+    length = cfg.rollout_length
+    example = example_sequence(env.spec, length, nets.num_actions, nets.gru_size)
+    replay = Replay(
+        lambda traj, last_ts: rollout_sequences(traj, last_ts, nets.num_actions),
+        recurrent_q_loss,
+        max(1, cfg.batch_size // length),
+    )
+    return replay, init_replay(example, cfg.buffer_size // length)
 
 
 def make(env: Env, cfg: QConfig, total_steps: int, mapping: PolicyMapping) -> Trainer:
@@ -73,7 +107,7 @@ def make(env: Env, cfg: QConfig, total_steps: int, mapping: PolicyMapping) -> Tr
     num_updates = num_updates_for(cfg.steps_per_update, total_steps)
     start = first_learning_update(cfg.learning_starts, cfg.steps_per_update, num_updates, algo)
     optimizer = make_optimizer(cfg, num_updates)
-    example = example_item(env.spec, nets.num_actions)
+    replay, empty = _replay(env, nets, cfg)
     epsilon0 = epsilon_schedule(cfg, num_updates)(0)
 
     def init_learner(key: PRNGKey) -> QState:
@@ -83,7 +117,7 @@ def make(env: Env, cfg: QConfig, total_steps: int, mapping: PolicyMapping) -> Tr
             mixer=params.mixer,
             target=params,
             opt_state=optimizer.init(params),
-            replay=init_replay(example, cfg.buffer_size),
+            replay=empty,
             updates=jnp.zeros((), jnp.int32),
             grad_steps=jnp.zeros((), jnp.int32),
             trainable=jnp.ones((len(mapping.policy_ids),), bool),
@@ -93,9 +127,11 @@ def make(env: Env, cfg: QConfig, total_steps: int, mapping: PolicyMapping) -> Tr
         env,
         init_learner=init_learner,
         act=make_act(nets),
-        learn=make_learn(nets, optimizer, cfg, mapping, num_updates, start),
+        learn=make_learn(nets, optimizer, cfg, mapping, (num_updates, start), replay),
         acting_params=lambda state: state.acting,
-        init_carry=no_carry,
+        init_carry=no_carry
+        if nets.gru_size is None
+        else make_init_carry(nets.gru_size, env.spec.num_agents),
         num_envs=cfg.num_envs,
         rollout_length=cfg.rollout_length,
         num_updates=num_updates,

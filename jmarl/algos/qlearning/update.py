@@ -70,22 +70,45 @@ def make_optimizer(cfg: QConfig, num_updates: int) -> optax.GradientTransformati
 Learn = Callable[[QState, Transition, TimeStep, PRNGKey], tuple[QState, Metrics]]
 
 
+class Replay(NamedTuple):
+    """How an update stores and replays experience: ``to_items(traj, last_ts)`` (items with a
+    leading axis), ``loss(params, target, batch, nets, gamma, double_q)`` and ``batch_size``
+    items per gradient step."""
+
+    to_items: Callable[[Transition, TimeStep], Any]
+    loss: Callable[..., tuple[Array, Metrics]]
+    batch_size: int
+
+
+def transition_replay(nets: QNetworks, cfg: QConfig) -> Replay:
+    """Feed-forward utilities: single transitions, ``cfg.batch_size`` per gradient step."""
+    return Replay(
+        lambda traj, last_ts: rollout_items(traj, last_ts, nets.num_actions),
+        q_loss,
+        cfg.batch_size,
+    )
+
+
 def make_learn(
     nets: QNetworks,
     optimizer: optax.GradientTransformation,
     cfg: QConfig,
     mapping: PolicyMapping,
-    num_updates: int,
-    start_update: int,
+    schedule: tuple[int, int],
+    replay: Replay,
 ) -> Learn:
     """``learn(state, traj [T, E], last_ts [E], key) -> (state, metrics)``: adds the rollout to
     the buffer; from update ``start_update`` on (counting from 1), takes ``cfg.num_epochs``
-    gradient steps on batches of ``cfg.batch_size``; sets epsilon for the next rollout."""
+    gradient steps on replayed batches; sets epsilon for the next rollout.
+
+    :param schedule: ``(num_updates, start_update)``.
+    """
+    num_updates, start_update = schedule
     epsilon = epsilon_schedule(cfg, num_updates)
-    loss_fn = lambda p, t, b: q_loss(p, t, b, nets, cfg.gamma, cfg.double_q)
+    loss_fn = lambda p, t, b: replay.loss(p, t, b, nets, cfg.gamma, cfg.double_q)
 
     def grad_step(state: QState, key: PRNGKey) -> tuple[QState, Metrics]:
-        batch = sample(state.replay, key, cfg.batch_size)
+        batch = sample(state.replay, key, replay.batch_size)
         (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params, state.target, batch
         )
@@ -114,9 +137,7 @@ def make_learn(
     def learn(
         state: QState, traj: Transition, last_ts: TimeStep, key: PRNGKey
     ) -> tuple[QState, Metrics]:
-        state = state._replace(
-            replay=add(state.replay, rollout_items(traj, last_ts, nets.num_actions))
-        )
+        state = state._replace(replay=add(state.replay, replay.to_items(traj, last_ts)))
         updates = state.updates + 1
         state, metrics = jax.lax.cond(updates >= start_update, train_steps, skip, state, key)
         eps = jnp.asarray(epsilon(updates), jnp.float32)
