@@ -17,7 +17,8 @@ class MADDPGConfig:
     :param num_envs: environments stepped in lock-step by ``vmap``.
     :param rollout_length: env steps per env between updates.
     :param buffer_size: transitions the replay buffer holds (per seed, fixed memory).
-    :param batch_size: transitions per gradient step.
+    :param batch_size: transitions per gradient step (on simple_spread N=3, 1024 learned
+        faster per env step than 256 at a higher cost per step).
     :param num_epochs: gradient steps (one critic and one actor step each) per update.
     :param learning_starts: env steps collected before the first gradient step.
     :param actor_lr: Adam learning rate of the actors.
@@ -45,7 +46,7 @@ class MADDPGConfig:
     num_envs: int = 16
     rollout_length: int = 25
     buffer_size: int = 100_000
-    batch_size: int = 256
+    batch_size: int = 1024
     num_epochs: int = 4
     learning_starts: int = 5_000
     actor_lr: float = 1e-3
