@@ -126,7 +126,8 @@ def train_run(
         it has none yet); ``cfg`` must be its configuration.
     :raises TrainingError: on a non-finite loss or parameters (checkpoint left intact).
     :raises ResourceError: the program cannot fit in memory (nothing written).
-    :raises RunInterrupted: Ctrl-C under :func:`~jmarl.run.recorder.stop_on_sigint`.
+    :raises RunInterrupted: Ctrl-C or SIGTERM under
+        :func:`~jmarl.run.recorder.stop_on_signals`.
     """
     env = build_env(cfg)
     trainer = build_trainer(cfg, env)

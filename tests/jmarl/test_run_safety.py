@@ -1,4 +1,5 @@
-"""Runs that never lose work: refused folders, locks, resume, SIGKILL, Ctrl-C, TensorBoard.
+"""Runs that never lose work: refused folders, locks, resume, SIGKILL, Ctrl-C, SIGTERM,
+TensorBoard.
 
 The interrupted runs are real ``jmarl train`` processes. A hook (see ``CHILD``) holds the child
 still inside its second checkpoint write, so the test can kill it there, at the worst moment:
@@ -150,7 +151,7 @@ CHILD = textwrap.dedent(
         out = original(*args, **kwargs)
         if len(saves) == 1 and sys.argv[1] == "interrupt":  # after update 2's checkpoint
             print("paused", flush=True)
-            while not recorder._STOP.is_set():  # until the test's SIGINT arrives
+            while not recorder._STOP.is_set():  # until the test's SIGINT or SIGTERM arrives
                 time.sleep(0.01)
         return out
 
@@ -212,17 +213,22 @@ def test_a_run_killed_with_sigkill_and_resumed_equals_the_uninterrupted_run(
     }
 
 
-def test_ctrl_c_saves_a_checkpoint_and_the_plot_and_exits_130(
-    tmp_path: Path, uninterrupted: Path
+@pytest.mark.parametrize(
+    ("signum", "code", "said"),
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated (SIGTERM)")],
+    ids=["ctrl-c", "sigterm"],
+)
+def test_ctrl_c_or_sigterm_saves_a_checkpoint_and_the_plot_and_exits_128_plus_the_signal(
+    signum: int, code: int, said: str, tmp_path: Path, uninterrupted: Path
 ) -> None:
     run = tmp_path / "run"
     with _start_child("interrupt", ["train", *RESUMABLE, "--out", str(run)]) as child:
         _wait_paused(child)
-        child.send_signal(signal.SIGINT)
+        child.send_signal(signum)
         out, err = child.communicate(timeout=120)
-    assert child.returncode == 130, err
+    assert child.returncode == code, err
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and "interrupted at update 3" in lines[0], err
+    assert len(lines) == 1 and f"{said} at update 3" in lines[0], err
     assert f"--resume --out {run}" in lines[0]
     assert out.strip() == ""
     # the chunk running at Ctrl-C finished and was checkpointed, off the every-2 schedule
