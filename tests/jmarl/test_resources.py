@@ -14,6 +14,7 @@ import pytest
 from jmarl.cli import main
 from jmarl.eval.evaluate import EvalResult, evaluate_in_chunks
 from jmarl.run import driver, resources
+from jmarl.run.config import from_dict
 from jmarl.run.resources import ResourceError, check_fits, program_bytes, tree_bytes
 
 TINY = ["--steps", "64", "--num-envs", "2", "--rollout-length", "16", "--num-minibatches", "1"]
@@ -62,7 +63,7 @@ def test_the_compiled_program_is_checked_too(monkeypatch: pytest.MonkeyPatch) ->
             raise ResourceError("program")
 
     monkeypatch.setattr(driver, "check_fits", fits)
-    cfg = driver.from_dict({"steps": 64, "ppo": {"num_envs": 2, "rollout_length": 16}})
+    cfg = from_dict({"steps": 64, "ppo": {"num_envs": 2, "rollout_length": 16}})
     trainer = driver.build_trainer(cfg, driver.build_env(cfg))
     with pytest.raises(ResourceError, match="program"):
         driver.compile_training(trainer, 1, jax.random.split(jax.random.key(0), 1))
