@@ -1,17 +1,15 @@
 """Resource guard (issue 12, item 3): runs that cannot fit are refused before anything is
-allocated or written, naming the estimate and the flags to lower; evaluation runs in chunks."""
+allocated or written, naming the estimate and the flags to lower; evaluation runs in chunks.
+The CLI's refusal (``--agents 1000``) and ``evaluate --episodes 10000000`` are rows of
+test_bad_input_catalogue.py."""
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jmarl.cli import main
 from jmarl.eval.evaluate import EvalResult, evaluate_in_chunks
 from jmarl.run import driver, resources
 from jmarl.run.config import from_dict
@@ -40,17 +38,6 @@ def test_tree_and_program_bytes_count_arrays() -> None:
     compiled = jax.jit(lambda v: jnp.outer(v, v).sum(0)).lower(x).compile()
     n = program_bytes(compiled)
     assert n is None or n >= 2 * 4000  # argument and output at least
-
-
-def test_a_run_too_big_for_memory_exits_2_before_writing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setattr(resources, "available_memory", lambda device=None: 10_000)
-    out = tmp_path / "run"
-    assert main(["train", *TINY, "--out", str(out)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "needs about" in err[0] and "--num-envs" in err[0], err
-    assert not out.exists()
 
 
 def test_the_compiled_program_is_checked_too(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -88,19 +75,3 @@ def test_evaluation_runs_in_chunks_of_fixed_size() -> None:
     one = evaluate_in_chunks(run, 4, 4, key)
     assert len(calls) == 1
     np.testing.assert_array_equal(one.returns, jax.random.uniform(key, (2, 4)))
-
-
-def test_evaluate_many_episodes_is_chunked(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert main(["train", *TINY, "--out", str(tmp_path)]) == 0
-    monkeypatch.setattr(driver, "EVAL_CHUNK", 3)
-    sizes: list[int] = []
-    make = driver.make_evaluate
-    monkeypatch.setattr(
-        driver, "make_evaluate", lambda env, tr, n, d: sizes.append(n) or make(env, tr, n, d)
-    )
-    capsys.readouterr()
-    assert main(["evaluate", str(tmp_path), "--episodes", "7"]) == 0
-    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert out["episodes"] == 7 and sizes == [3]
