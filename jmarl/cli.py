@@ -7,7 +7,10 @@ config class of the algorithm chosen with ``--algo`` (or in ``--config``), e.g. 
 flags, and a setting that differs from the run's is refused).
 
 Every error ends in one line on stderr and exit code 2 (bad input: flags, files, folders) or
-1 (a failure while running); Ctrl-C exits 130. ``--debug`` shows the traceback instead.
+1 (a failure while running). Ctrl-C or SIGTERM stops ``train`` at the end of the current
+chunk, saving the checkpoint and plot, and exits 128 + the signal's number, as a shell reports
+a process the signal ended: 130 for Ctrl-C, 143 for SIGTERM. ``--debug`` shows the traceback
+instead of the one line.
 """
 
 from __future__ import annotations
@@ -35,6 +38,12 @@ from jmarl.run.config import (
     from_dict,
     load_config_file,
     to_dict,
+)
+
+STOP_HELP = (
+    "Ctrl-C or SIGTERM stops at the end of the current chunk of updates, saves the checkpoint "
+    "and returns.png, prints one line and exits 130 (Ctrl-C) or 143 (SIGTERM); "
+    "--resume --out DIR continues the run (JAX-native envs). A second one stops at once."
 )
 
 
@@ -138,6 +147,7 @@ def build_parser(algorithm: Algorithm | None = None) -> argparse.ArgumentParser:
         "train",
         help="train agents (default: MAPPO, shared, simple_spread)",
         description=f"Algorithms: {names}. `jmarl train --algo NAME --help` lists NAME's flags.",
+        epilog=STOP_HELP,
     )
     train.add_argument("--config", help="JSON or TOML file of settings (flags override it)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -238,7 +248,7 @@ def _cmd_train(ns: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from jmarl.run.folder import run_folder
-    from jmarl.run.recorder import stop_on_sigint
+    from jmarl.run.recorder import stop_on_signals
 
     cfg = _run_config(ns, ns.algorithm)
     if ns.resume and cfg.env.startswith(PETTINGZOO_PREFIX):
@@ -270,7 +280,7 @@ def _cmd_train(ns: argparse.Namespace) -> int:
             bar.set_postfix(ret=f"{row['episode_return']:.2f}")
 
     try:
-        with run_folder(out, ns.resume, ns.overwrite), stop_on_sigint():
+        with run_folder(out, ns.resume, ns.overwrite), stop_on_signals():
             summary = train_run(cfg, out, progress, **resume)
     finally:
         for bar in bars:
@@ -342,12 +352,12 @@ def _error(e: BaseException) -> tuple[int, str]:
 
     Bad input (``ValueError`` and its kin: flags, config files, run folders, checkpoints that
     do not fit) is 2; failures while running (a non-finite loss, OS errors such as a full
-    disk, XLA errors) are 1; Ctrl-C is 130.
+    disk, XLA errors) are 1; a run stopped by Ctrl-C is 130, by SIGTERM 143.
     """
     from jmarl.run.recorder import RunInterrupted, TrainingError
 
     if isinstance(e, RunInterrupted):
-        return 130, _one_line(str(e))
+        return e.exit_code, _one_line(str(e))
     if isinstance(e, KeyboardInterrupt):
         return 130, "interrupted"
     if isinstance(e, TrainingError):

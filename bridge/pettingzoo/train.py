@@ -29,7 +29,7 @@ from jmarl.config_check import ConfigError, check_kwargs
 from jmarl.env import spaces
 from jmarl.env.base import EnvSpec, TimeStep, spec_only
 from jmarl.run.checkpoint import load_checkpoint
-from jmarl.run.config import PETTINGZOO_PREFIX, RunConfig, from_dict
+from jmarl.run.config import PETTINGZOO_PREFIX, RunConfig, load_run_config
 from jmarl.run.driver import build_trainer, chunk_length
 from jmarl.run.drivers import DRIVER_MODULES, Driver, register_driver
 from jmarl.run.recorder import Progress, RunRecorder
@@ -323,9 +323,7 @@ def evaluate_run(
     out_dir: Path, episodes: int = 100, seed: int = 0, deterministic: bool = False
 ) -> dict[str, Any]:
     """Loads a PettingZoo run's checkpoint and plays ``episodes`` episodes on the host."""
-    import json
-
-    cfg = from_dict(json.loads((Path(out_dir) / "config.json").read_text()))
+    cfg = load_run_config(out_dir)
     s = _setup(cfg, min(episodes, cfg.algo_config.num_envs), seed)
     template = jax.eval_shape(s.trainer.init_learner, jax.random.key(0))
     template = jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), template)

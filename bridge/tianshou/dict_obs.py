@@ -72,6 +72,7 @@ from tianshou.algorithm.algorithm_base import Policy
 from tianshou.data import Batch, to_numpy
 from torch import nn
 
+from bridge.tianshou.training_step import PassesOnTrainingStep
 from jmarl.nn.encoders import (
     ACTION_MASK_KEYS,
     LARGE_IMAGE_SIZE,
@@ -476,7 +477,7 @@ def _with_batch_axis(obs: Any) -> Any:
     return np.asarray(obs)[None]
 
 
-class DictObservationWrapper(Policy):
+class DictObservationWrapper(PassesOnTrainingStep, Policy):
     """A Tianshou policy that acts and learns on Dict observations (see the module docstring).
 
     The preprocessor is inserted into the inner policy's networks (``model`` for Q-learning
@@ -556,18 +557,6 @@ class DictObservationWrapper(Policy):
         act = to_numpy(self.forward(batch, state=state).act)[0]
         act = self.map_action(act)
         return int(act) if isinstance(self.action_space, spaces.Discrete) else act
-
-    @property
-    def is_within_training_step(self) -> bool:  # type: ignore[override]
-        """Whether a training step is running; setting it sets it on the inner policy."""
-        return bool(self.__dict__.get("_within_training_step", False))
-
-    @is_within_training_step.setter
-    def is_within_training_step(self, value: bool) -> None:
-        self.__dict__["_within_training_step"] = value
-        inner = self.__dict__.get("_modules", {}).get("policy")
-        if inner is not None:
-            inner.is_within_training_step = value
 
     def wrap_critic(self, critic: nn.Module, share_preprocessor: bool = True) -> nn.Module:
         """``critic`` fed Dict observations, for algorithms that call it on ``batch.obs``.

@@ -14,6 +14,7 @@ from torch import nn
 from bridge.pettingzoo.env import EnhancedPettingZooEnv
 from bridge.tianshou.global_info import global_rows
 from bridge.tianshou.restitch import Stitched
+from bridge.tianshou.training_step import PassesOnTrainingStep
 
 __all__ = ["MultiAgentDispatchPolicy", "Route", "RowLayout"]
 
@@ -208,7 +209,7 @@ def _mapping_signature(policy: Policy) -> tuple:
     return (policy.action_scaling, policy.action_bound_method, bounds)
 
 
-class MultiAgentDispatchPolicy(Policy):
+class MultiAgentDispatchPolicy(PassesOnTrainingStep, Policy):
     """The manager's policy: one call of every sub-policy per step, on all of its agents' rows.
 
     Acts in the layout of the env it was built for (see the module docstring). ``policies``
@@ -221,7 +222,11 @@ class MultiAgentDispatchPolicy(Policy):
         ``JaxPolicy``); it then gets every call unchanged.
     :param global_info: for each sub-policy, whether its transitions carry the global info
         (default: none do).
+
+    Setting ``is_within_training_step`` sets it on every sub-policy.
     """
+
+    _INNER_POLICIES = "sub_policies"
 
     def __init__(
         self,
@@ -251,17 +256,6 @@ class MultiAgentDispatchPolicy(Policy):
         self.joint = joint
         self._last_entries: list | None = None  # of the latest forward (AEC action mapping)
         self.is_within_training_step = self.is_within_training_step  # reach sub-policies
-
-    @property
-    def is_within_training_step(self) -> bool:  # type: ignore[override]
-        """Whether a training step is running; setting it sets it on every sub-policy."""
-        return bool(self.__dict__.get("_within_training_step", False))
-
-    @is_within_training_step.setter
-    def is_within_training_step(self, value: bool) -> None:
-        self.__dict__["_within_training_step"] = value
-        for policy in self.__dict__.get("_modules", {}).get("sub_policies", ()):
-            policy.is_within_training_step = value
 
     def _entries(self, obs: Batch) -> list:
         return _entries(obs, self.layout, self.owner, self.routes)

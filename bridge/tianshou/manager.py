@@ -109,6 +109,8 @@ __all__ = [
 ]
 
 _ALGORITHMS_KEY = "algorithms"
+# one algorithm's own update on a buffer, with the arguments of the manager's update
+_Update = Callable[[Algorithm, ReplayBuffer], TrainingStats]
 
 # --- configuration ------------------------------------------------------------------------------
 
@@ -526,6 +528,27 @@ class FlexibleMultiAgentPolicyManager(Algorithm):
         stats.train_time = time.time() - start
         return stats
 
+    def _update_all(self, buffer: ReplayBuffer | None, update: _Update) -> TrainingStats:
+        """The update both kinds share: checks that a training step is running, then updates
+        nothing (no buffer), the joint algorithm on the collector's buffer, or every distinct
+        algorithm on its agents' transitions (:meth:`_update_routed`).
+
+        :param update: ``update(algorithm, buffer)`` calls one algorithm's own ``update`` with
+            the kind's arguments (minibatch size and passes, or sample size).
+        """
+        self._require_training_step()
+        start = time.time()
+        if buffer is None:
+            return self._stats({}, start)
+        if self.policy.joint:
+            (pid, algorithm), *_ = self._distinct()
+            return self._stats({pid: update(algorithm, buffer)}, start)
+        return self._stats(self._update_routed(buffer, update), start)
+
+    def _update_routed(self, buffer: ReplayBuffer, update: _Update) -> dict[str, TrainingStats]:
+        """Each distinct algorithm's stats after ``update`` on its agents' transitions."""
+        raise NotImplementedError
+
     # --- state -------------------------------------------------------------------------------
 
     def state_dict(  # type: ignore[override]
@@ -588,14 +611,13 @@ class FlexibleMultiAgentOnPolicyManager(FlexibleMultiAgentPolicyManager, OnPolic
         :param batch_size: passed on to each sub-algorithm (its minibatch size).
         :param repeat: passed on to each sub-algorithm (passes over the data).
         """
-        self._require_training_step()
-        start = time.time()
-        if buffer is None:
-            return self._stats({}, start)
-        if self.policy.joint:
-            (pid, algorithm), *_ = self._distinct()
-            stats = algorithm.update(buffer=buffer, batch_size=batch_size, repeat=repeat)
-            return self._stats({pid: stats}, start)
+
+        def update(algorithm: Algorithm, data: ReplayBuffer) -> TrainingStats:
+            return algorithm.update(buffer=data, batch_size=batch_size, repeat=repeat)
+
+        return self._update_all(buffer, update)
+
+    def _update_routed(self, buffer: ReplayBuffer, update: _Update) -> dict[str, TrainingStats]:
         parts = self._restitch(buffer, lambda _, sub: latest(sub, len(sub)))
         per_policy = {}
         for (pid, algorithm), route in zip(self._distinct(), self.policy.routes):
@@ -603,9 +625,10 @@ class FlexibleMultiAgentOnPolicyManager(FlexibleMultiAgentPolicyManager, OnPolic
             if found is None:
                 continue
             data, stream, agent = found
-            own = trajectory_buffer(data, stream * len(self.agents) + agent)
-            per_policy[pid] = algorithm.update(buffer=own, batch_size=batch_size, repeat=repeat)
-        return self._stats(per_policy, start)
+            per_policy[pid] = update(
+                algorithm, trajectory_buffer(data, stream * len(self.agents) + agent)
+            )
+        return per_policy
 
     def _update_with_batch(self, batch: Any, batch_size: int | None, repeat: int) -> Any:
         raise NotImplementedError("the manager updates its sub-algorithms through update()")
@@ -632,21 +655,19 @@ class FlexibleMultiAgentOffPolicyManager(FlexibleMultiAgentPolicyManager, OffPol
             into the manager's replay first.
         :param sample_size: transitions each distinct algorithm samples (None or 0: all).
         """
-        self._require_training_step()
-        start = time.time()
-        if buffer is None:
-            return self._stats({}, start)
-        if self.policy.joint:
-            (pid, algorithm), *_ = self._distinct()
-            return self._stats(
-                {pid: algorithm.update(buffer=buffer, sample_size=sample_size)}, start
-            )
+
+        def update(algorithm: Algorithm, data: ReplayBuffer) -> TrainingStats:
+            return algorithm.update(buffer=data, sample_size=sample_size)
+
+        return self._update_all(buffer, update)
+
+    def _update_routed(self, buffer: ReplayBuffer, update: _Update) -> dict[str, TrainingStats]:
         self._sync(buffer)
         per_policy = {}
         for (pid, algorithm), own in zip(self._distinct(), self._store.buffers):
             if len(own):
-                per_policy[pid] = algorithm.update(buffer=own, sample_size=sample_size)
-        return self._stats(per_policy, start)
+                per_policy[pid] = update(algorithm, own)
+        return per_policy
 
     def _sync(self, buffer: ReplayBuffer) -> None:
         if self._store.source is not buffer:

@@ -288,6 +288,32 @@ def from_dict(data: dict[str, Any]) -> RunConfig:
     return RunConfig(**data, algo_config=algo_config)
 
 
+# Settings that every config.json recorded before configs were validated (issue 12), PettingZoo
+# runs included (agents 3, episode_length 25, continuous_actions false unless flags set them),
+# although no PettingZoo driver ever read them: such an env takes its constructor arguments
+# from env_kwargs. A PettingZoo config now refuses them; a run folder's own config.json is read
+# without them.
+LEGACY_PETTINGZOO_FIELDS = ("agents", "episode_length", "continuous_actions")
+
+
+def load_run_config(run_dir: str | Path) -> RunConfig:
+    """The checked configuration of a run folder's ``config.json``, also one written by an
+    earlier jmarl: :data:`LEGACY_PETTINGZOO_FIELDS` of a PettingZoo run are dropped, whatever
+    their value, since they had no effect on the run.
+
+    :raises FileNotFoundError: ``run_dir`` has no ``config.json``.
+    :raises ConfigError: as :func:`load_config_file` and :func:`from_dict`.
+    """
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir} has no config.json (not a jmarl run folder)")
+    data = load_config_file(path)
+    env = data.get("env")
+    if isinstance(env, str) and env.startswith(PETTINGZOO_PREFIX):
+        data = {k: v for k, v in data.items() if k not in LEGACY_PETTINGZOO_FIELDS}
+    return from_dict(data)
+
+
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """Reads a JSON or TOML config file into a plain dict (not yet validated)."""
     p = Path(path)

@@ -31,7 +31,7 @@ from jmarl.run.checkpoint import (
     load_trainer_state,
     resume_part,
 )
-from jmarl.run.config import ENV_ARGUMENTS, RunConfig, from_dict, load_config_file
+from jmarl.run.config import ENV_ARGUMENTS, RunConfig, load_run_config
 from jmarl.run.recorder import Progress, RunRecorder
 from jmarl.run.resources import check_fits, program_bytes, tree_bytes
 
@@ -126,7 +126,8 @@ def train_run(
         it has none yet); ``cfg`` must be its configuration.
     :raises TrainingError: on a non-finite loss or parameters (checkpoint left intact).
     :raises ResourceError: the program cannot fit in memory (nothing written).
-    :raises RunInterrupted: Ctrl-C under :func:`~jmarl.run.recorder.stop_on_sigint`.
+    :raises RunInterrupted: Ctrl-C or SIGTERM under
+        :func:`~jmarl.run.recorder.stop_on_signals`.
     """
     env = build_env(cfg)
     trainer = build_trainer(cfg, env)
@@ -165,10 +166,7 @@ def evaluate_run(
     out_dir: Path, episodes: int = 100, seed: int = 0, deterministic: bool = False
 ) -> dict[str, Any]:
     """Loads the checkpoint in ``out_dir`` and evaluates it for ``episodes`` episodes per seed."""
-    cfg_path = Path(out_dir) / "config.json"
-    if not cfg_path.is_file():
-        raise FileNotFoundError(f"{out_dir} has no config.json (not a jmarl run folder)")
-    cfg = from_dict(load_config_file(cfg_path))
+    cfg = load_run_config(out_dir)
     env = build_env(cfg)
     trainer = build_trainer(cfg, env)
     keys = jax.random.split(jax.random.key(cfg.seed), cfg.seeds)

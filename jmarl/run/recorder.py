@@ -4,8 +4,8 @@ Drivers (the jitted JAX-env loop in :mod:`jmarl.run.driver`, the host-stepped Pe
 loop in ``bridge``) hand over metrics ``{name: [seeds, k]}`` for ``k`` updates at a time;
 the recorder appends them to ``metrics.jsonl`` (and to the loggers of ``cfg.logger``), stops
 on non-finite values **before** touching the checkpoint, then writes the checkpoint
-atomically when one is due. Under :func:`stop_on_sigint`, Ctrl-C stops the run at the end
-of the current chunk with a checkpoint and the plot (:class:`RunInterrupted`).
+atomically when one is due. Under :func:`stop_on_signals`, Ctrl-C (SIGINT) or SIGTERM stops
+the run at the end of the current chunk with a checkpoint and the plot (:class:`RunInterrupted`).
 """
 
 from __future__ import annotations
@@ -39,7 +39,10 @@ from jmarl.run.plotting import plot_returns
 
 Progress = Callable[[int, dict[str, Any]], None]
 
+# Signals that stop a run at the end of its current chunk, and how a message names them.
+STOP_SIGNALS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)"}
 _STOP = threading.Event()
+_STOPPED_BY: list[signal.Signals] = []  # the signal that set _STOP
 
 
 class TrainingError(RuntimeError):
@@ -47,29 +50,56 @@ class TrainingError(RuntimeError):
 
 
 class RunInterrupted(Exception):
-    """Ctrl-C stopped the run; its checkpoint and plot are saved (message: one line)."""
+    """A stop signal (Ctrl-C, SIGTERM) stopped the run; its checkpoint and plot are saved.
+
+    :param message: one line.
+    :param exit_code: 128 + the signal's number, as a shell reports a process the signal
+        ended: 130 for Ctrl-C (SIGINT), 143 for SIGTERM.
+    """
+
+    def __init__(self, message: str, exit_code: int = 128 + signal.SIGINT):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 @contextlib.contextmanager
-def stop_on_sigint() -> Iterator[None]:
-    """While active, a first SIGINT (Ctrl-C) asks the run to stop after the current chunk,
-    saving a checkpoint and the plot; a second one interrupts at once (KeyboardInterrupt)."""
+def stop_on_signals() -> Iterator[None]:
+    """While active, a first SIGINT (Ctrl-C) or SIGTERM asks the run to stop after the
+    current chunk, saving a checkpoint and the plot; after it both signals act as they did
+    before (a second Ctrl-C interrupts at once, a second SIGTERM ends the process)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.getsignal(signal.SIGINT)
+    previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+
+    def restore() -> None:
+        for s, h in previous.items():
+            signal.signal(s, h if h is not None else signal.SIG_DFL)
 
     def handler(signum: int, frame: Any) -> None:
+        _STOPPED_BY[:] = [signal.Signals(signum)]
         _STOP.set()
-        signal.signal(signal.SIGINT, previous)
+        restore()
 
     _STOP.clear()
-    signal.signal(signal.SIGINT, handler)
+    for s in STOP_SIGNALS:
+        signal.signal(s, handler)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        restore()
         _STOP.clear()
+
+
+def _interrupted(update: int, out_dir: Path, resumable: bool) -> RunInterrupted:
+    """The one-line error of a run stopped by a signal after ``update`` updates."""
+    signum = _STOPPED_BY[0] if _STOPPED_BY else signal.SIGINT
+    how = f" (continue with: jmarl train --resume --out {out_dir})" if resumable else ""
+    return RunInterrupted(
+        f"{STOP_SIGNALS[signum]} at update {update}; checkpoint and returns.png saved in "
+        f"{out_dir}{how}",
+        exit_code=128 + signum,
+    )
 
 
 class _TensorBoard:
@@ -227,8 +257,8 @@ class RunRecorder:
         the rest of the training state) if all is finite and a checkpoint is due.
 
         :raises TrainingError: non-finite loss or parameters (nothing is checkpointed).
-        :raises RunInterrupted: Ctrl-C under :func:`stop_on_sigint` (checkpoint and plot
-            saved first).
+        :raises RunInterrupted: Ctrl-C or SIGTERM under :func:`stop_on_signals` (checkpoint
+            and plot saved first).
         """
         metrics = jax.device_get(metrics)
         t_now = time.perf_counter() - self.t_start
@@ -262,11 +292,7 @@ class RunRecorder:
         if stop:
             self.plot()
             self.close()
-            how = f"continue with: jmarl train --resume --out {self.out_dir}"
-            raise RunInterrupted(
-                f"interrupted at update {len(self.rows)}; checkpoint and returns.png saved in "
-                f"{self.out_dir}" + (f" ({how})" if resume is not None else "")
-            )
+            raise _interrupted(len(self.rows), self.out_dir, resume is not None)
 
     def _per_seed(self) -> np.ndarray:
         rows = self.rows

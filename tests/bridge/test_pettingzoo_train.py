@@ -54,6 +54,30 @@ def test_train_and_evaluate_on_mpe2_simple_spread(tmp_path: Path, capsys) -> Non
     assert main(["evaluate", str(tmp_path), "--episodes", "3"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["episodes"] == 3 and -80 < out["episode_return"] < 0
+    # the folder as an earlier jmarl wrote it: every run setting recorded, agents,
+    # episode_length and continuous_actions at their defaults (never used by a PettingZoo env,
+    # now refused in a config); no checkpoint_every or logger yet
+    ppo = json.loads((tmp_path / "config.json").read_text())["ppo"]
+    old = {
+        "env": "pettingzoo:mpe2.simple_spread_v3",
+        "algo": "mappo",
+        "sharing": "shared",
+        "agents": 3,
+        "steps": 100,
+        "seed": 0,
+        "seeds": 1,
+        "episode_length": 25,
+        "continuous_actions": False,
+        "log_every": 0,
+        "out": str(tmp_path),
+        "agent_groups": None,
+        "policy_mapping": None,
+        "env_kwargs": None,
+        "ppo": ppo,
+    }
+    (tmp_path / "config.json").write_text(json.dumps(old, indent=2))
+    assert main(["evaluate", str(tmp_path), "--episodes", "3"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == out
 
 
 def test_one_policy_call_per_step_and_dead_agents_masked() -> None:

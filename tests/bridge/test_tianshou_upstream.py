@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 import types
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
@@ -26,10 +26,13 @@ import torch
 
 from bridge import EnhancedPettingZooEnv, FlexibleMultiAgentPolicyManager
 
-# upstream imports `pettingzoo.classic.tictactoe_v3`, which PettingZoo calls its old API
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:The old environment creation API:DeprecationWarning"
-)
+# Tianshou's PettingZooEnv behind the manager: the manager warns that it re-credits rewards
+TIANSHOU_ENV_WARNING = "ignore:.*tianshou.env.PettingZooEnv.*:FutureWarning"
+pytestmark = [
+    # upstream imports `pettingzoo.classic.tictactoe_v3`, which PettingZoo calls its old API
+    pytest.mark.filterwarnings("ignore:The old environment creation API:DeprecationWarning"),
+    pytest.mark.filterwarnings(TIANSHOU_ENV_WARNING),
+]
 HERE = Path(__file__).parent / "tianshou_upstream"
 ENV_SWAP = (
     "PettingZooEnv(tictactoe_v3.env(render_mode=render_mode))",
@@ -40,8 +43,6 @@ ALGORITHM_SWAP = (
     "FlexibleMultiAgentPolicyManager(algorithms=agents, env=env)",
 )
 SWAPS = {"env": [ENV_SWAP], "algorithm": [ALGORITHM_SWAP], "both": [ENV_SWAP, ALGORITHM_SWAP]}
-# Tianshou's PettingZooEnv behind the manager: the manager warns that it re-credits rewards
-TIANSHOU_ENV_WARNING = "ignore:.*tianshou.env.PettingZooEnv.*:FutureWarning"
 SMALL_WIN_RATE = 0.3  # the learner (second player) vs random play; an untrained one scores < 0
 SWAPPED_NAMES = {
     "EnhancedPettingZooEnv": EnhancedPettingZooEnv,
@@ -98,17 +99,28 @@ def small_args(example: types.ModuleType, logdir: Path) -> Any:
     return args
 
 
+class Upstream(NamedTuple):
+    """Upstream's example and test modules, loaded with one swap."""
+
+    swap: str
+    example: types.ModuleType
+    test: types.ModuleType
+
+
+@pytest.fixture(params=list(SWAPS))
+def upstream(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Upstream:
+    """Each swap of :data:`SWAPS` in turn (the test's id names it)."""
+    example, test = load_upstream(request.param, monkeypatch)
+    return Upstream(request.param, example, test)
+
+
 @pytest.fixture(autouse=True)
 def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
-@pytest.mark.filterwarnings(TIANSHOU_ENV_WARNING)
-@pytest.mark.parametrize("swap", list(SWAPS))
-def test_upstream_tic_tac_toe_example_constructs_with_the_swap(
-    swap: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    example, _ = load_upstream(swap, monkeypatch)
+def test_upstream_tic_tac_toe_example_constructs_with_the_swap(upstream: Upstream) -> None:
+    example, swap = upstream.example, upstream.swap
     args = example.get_args()
     algorithm, _, agents = example.get_agents(args)
     assert agents == ["player_1", "player_2"]
@@ -139,42 +151,33 @@ def run_recorded(test: types.ModuleType, args: Any, monkeypatch: pytest.MonkeyPa
     return result
 
 
-@pytest.mark.filterwarnings(TIANSHOU_ENV_WARNING)
-@pytest.mark.parametrize("swap", list(SWAPS))
 def test_upstream_tic_tac_toe_test_runs_and_trains_with_the_swap(
-    swap: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    upstream: Upstream, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """Upstream's ``test_tic_tac_toe`` on one short epoch (its bar lowered: no skill yet)."""
-    example, test = load_upstream(swap, monkeypatch)
-    args = small_args(example, tmp_path)
+    args = small_args(upstream.example, tmp_path)
     args.epoch, args.epoch_num_steps, args.num_test_envs = 1, 300, 10
     args.batch_size, args.buffer_size = 16, 1000
     args.win_rate = -1.0
-    result = run_recorded(test, args, monkeypatch)
+    result = run_recorded(upstream.test, args, monkeypatch)
     assert result.update_step >= 30  # update_per_step 0.1 of 300 steps
     assert result.test_episode >= 20 and np.isfinite(result.best_reward)
 
 
 @pytest.mark.slow
-@pytest.mark.filterwarnings(TIANSHOU_ENV_WARNING)
-@pytest.mark.parametrize("swap", list(SWAPS))
 def test_upstream_tic_tac_toe_test_beats_random_play_with_the_swap(
-    swap: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    upstream: Upstream, tmp_path: Path
 ) -> None:
     """Upstream's ``test_tic_tac_toe`` passes with the bar at ``SMALL_WIN_RATE`` (6 epochs)."""
-    example, test = load_upstream(swap, monkeypatch)
-    test.test_tic_tac_toe(small_args(example, tmp_path))
+    upstream.test.test_tic_tac_toe(small_args(upstream.example, tmp_path))
 
 
 @pytest.mark.slow
-@pytest.mark.filterwarnings(TIANSHOU_ENV_WARNING)
-@pytest.mark.parametrize("swap", list(SWAPS))
 def test_upstream_tic_tac_toe_test_with_upstream_settings(
-    swap: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    upstream: Upstream, tmp_path: Path
 ) -> None:
     """Upstream's settings (50 epochs, stop at win rate 0.6), only the log folder moved."""
-    example, test = load_upstream(swap, monkeypatch)
-    args = example.get_args()
+    args = upstream.example.get_args()
     args.logdir = str(tmp_path)
     args.device = "cpu"
-    test.test_tic_tac_toe(args)
+    upstream.test.test_tic_tac_toe(args)

@@ -18,7 +18,7 @@ from jmarl.algos import ALGORITHMS, PPOConfig
 from jmarl.cli import main
 from jmarl.config_check import INT32_MAX, ConfigError, check_value
 from jmarl.run.config import RunConfig, from_dict, to_dict
-from jmarl.run.driver import build_env, chunk_length, with_env_steps
+from jmarl.run.driver import build_env, chunk_length
 
 PZ = "pettingzoo:mpe2.simple_spread_v3"
 
@@ -50,23 +50,18 @@ def _refused(argv: list[str], out: Path, capsys: pytest.CaptureFixture[str]) -> 
     return err[0]
 
 
-# (config file contents, words the one-line error must hold: field, expected type, value)
+# (config file contents, words the one-line error must hold: field, expected type, value);
+# the inputs of issue 12's list are in test_bad_input_catalogue.py
 BAD_FILES: list[tuple[dict[str, Any], list[str]]] = [
-    ({"continuous_actions": "no"}, ["continuous_actions", "bool", "'no'"]),
-    ({"ppo": {"anneal_lr": "false"}}, ["anneal_lr", "bool", "'false'"]),
-    ({"ppo": {"hidden_sizes": "64"}}, ["hidden_sizes", "tuple[int, ...]", "'64'"]),
     ({"hidden_sizes": [64, "a"]}, ["hidden_sizes", "tuple[int, ...]"]),
-    ({"ppo": {"num_envs": 4.0}}, ["num_envs", "int", "4.0"]),
     ({"ppo": {"num_envs": True}}, ["num_envs", "int", "True"]),
     ({"ppo": {"lr": "0.1"}}, ["lr", "float", "'0.1'"]),
     ({"ppo": {"clip_value": 1}}, ["clip_value", "bool", "1"]),
     ({"ppo": {"activation": 3}}, ["activation", "str", "3"]),
-    ({"agents": "3"}, ["agents", "int", "'3'"]),
     ({"seed": 1.5}, ["seed", "int", "1.5"]),
     ({"sharing": ["shared"]}, ["sharing", "str"]),
     ({"log_every": "5"}, ["log_every", "int", "'5'"]),
     ({"algo": ["mappo"]}, ["algo", "str"]),
-    ({"ppo": 5}, ["ppo", "PPOConfig"]),
     ({"env_kwargs": [1, 2]}, ["env_kwargs", "dict"]),
     ({"agent_groups": {"g": "agent_0"}, "sharing": "grouped"}, ["agent_groups", "list[str]"]),
     ({"policy_mapping": {"agent_0": 0}, "sharing": "custom"}, ["policy_mapping", "dict[str, str]"]),
@@ -79,10 +74,8 @@ BAD_FILES: list[tuple[dict[str, Any], list[str]]] = [
     ({"ppo": {"hidden_sizes": [64, 0]}}, ["hidden_sizes", ">= 1"]),
     ({"ppo": {"num_envs": 2**40}}, ["num_envs", "int32"]),
     # settings that would be ignored
-    ({"env_kwargs": {"bogus": 1}}, ["env_kwargs", "'bogus'", "local_ratio"]),
     ({"env_kwargs": {"local_ratio": "x"}}, ["local_ratio", "float", "'x'"]),
     ({"env_kwargs": {"num_agents": 4}}, ["env_kwargs['num_agents']", "--agents"]),
-    ({"agent_groups": {"g": ["agent_0"]}}, ["agent_groups", "grouped"]),
     ({"policy_mapping": {"agent_0": "p"}}, ["policy_mapping", "custom"]),
     ({"env": PZ, "agents": 5}, ["--agents", "PettingZoo", "env_kwargs"]),
     ({"env": PZ, "episode_length": 10}, ["--episode-length", "max_cycles"]),
@@ -103,26 +96,15 @@ def test_bad_config_files_exit_2_naming_field_type_and_value(
 
 
 BAD_FLAGS: list[tuple[list[str], list[str]]] = [
-    (["--lr", "nan"], ["lr", "finite", "nan"]),
-    (["--lr", "inf"], ["lr", "finite", "inf"]),
     (["--lr=-1e-3"], ["lr", "> 0"]),
     (["--lr", "0"], ["lr", "> 0"]),
-    (["--clip-eps", "-0.2"], ["clip_eps", ">= 0"]),
-    (["--ent-coef", "-0.01"], ["ent_coef", ">= 0"]),
-    (["--vf-coef", "-1"], ["vf_coef", ">= 0"]),
     (["--gae-lambda", "nan"], ["gae_lambda", "finite"]),
-    (["--seed", str(2**70)], ["--seed", "4294967295"]),
-    (["--seed", str(2**32)], ["--seed", "4294967295"]),  # key(2**32) == key(0)
     (["--seed=-1"], ["--seed", ">= 0"]),
-    (["--steps", str(10**15)], ["--steps", "update counter", "--num-envs"]),
     (["--seeds", "0"], ["--seeds", ">= 1"]),
     (["--episode-length", "0"], ["--episode-length", ">= 1"]),
     (["--num-envs", str(2**40)], ["num_envs", "int32"]),
     (["--hidden-sizes", "0"], ["hidden_sizes", ">= 1"]),
     (["--gru-size", "8"], ["--gru-size", "ignored", "--recurrent"]),
-    (["--env", PZ, "--agents", "5"], ["--agents", "PettingZoo"]),
-    (["--env", PZ, "--episode-length", "5"], ["--episode-length", "PettingZoo"]),
-    (["--env", PZ, "--no-continuous-actions"], ["--continuous-actions", "PettingZoo"]),
 ]
 
 
@@ -139,7 +121,6 @@ def test_bad_flags_exit_2_through_the_same_checks(
 # PettingZoo constructor arguments are checked by the bridge's driver, before any env is built
 # or file written (tiny run settings bound the damage should a check break)
 BAD_PZ_KWARGS = [
-    ({"max_cycles": -5}, ["max_cycles", ">= 1", "-5"]),
     ({"N": "3"}, ["['N']", "int", "'3'"]),
     ({"bogus_arg": 1}, ["'bogus_arg'", "max_cycles"]),
 ]
@@ -155,26 +136,6 @@ def test_bad_pettingzoo_kwargs_exit_2_before_anything_is_built(
     err = _refused(["train", "--config", str(conf), "--quiet"], tmp_path / "run", capsys)
     for word in words:
         assert word in err, (word, err)
-
-
-@pytest.mark.parametrize("seed", [str(2**70), "-1"])
-def test_evaluate_refuses_seeds_out_of_range(
-    seed: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    capsys.readouterr()
-    assert _exit_code(["evaluate", str(tmp_path), f"--seed={seed}"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--seed must be >= 0" in err[0], err
-
-
-def test_steps_beyond_int32_env_steps_are_allowed_and_counted_exactly() -> None:
-    cfg = from_dict({"steps": 3_000_000_000})
-    assert cfg.steps == 3_000_000_000
-    # the compiled program counts updates in int32; env steps are computed on the host
-    update = np.asarray([[1, 937_500]], np.int32)
-    rows = with_env_steps({"update": update}, cfg.algo_config.steps_per_update)
-    assert rows["env_steps"].tolist() == [[3200, 3_000_000_000]]
-    assert rows["env_steps"].dtype == np.int64
 
 
 def test_chunk_length_of_a_huge_run_does_not_hang() -> None:

@@ -19,7 +19,7 @@ import pytest
 
 import jmarl
 from jmarl.env.jaxmarl_adapter import from_jaxmarl
-from jmarl.testing import check_env
+from jmarl.testing import check_env, tiny_config
 
 MPE = [
     "MPE_simple_v3",
@@ -128,16 +128,7 @@ def test_env_passes_check_env_and_trains(name: str) -> None:
     raw, kwargs = _make(name)
     env = from_jaxmarl(raw, **kwargs)
     check_env(env, jax.random.key(0), num_steps=min(2 * env.spec.max_steps + 2, 60))
-    tiny = jmarl.PPOConfig(
-        num_envs=2,
-        rollout_length=4,
-        num_epochs=1,
-        num_minibatches=1,
-        hidden_sizes=(8,),
-        encoder_features=8,
-        embed_dim=4,
-        cnn_channels=(4,),
-    )
+    tiny = tiny_config(jmarl.PPOConfig())
     for algo in ("mappo", "ippo"):
         cfg = jmarl.ppo_config_for(algo, tiny)
         trainer = jmarl.make_ppo(env, cfg, 2 * cfg.steps_per_update, _sharing(env.spec))

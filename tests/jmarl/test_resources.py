@@ -1,19 +1,18 @@
 """Resource guard (issue 12, item 3): runs that cannot fit are refused before anything is
-allocated or written, naming the estimate and the flags to lower; evaluation runs in chunks."""
+allocated or written, naming the estimate and the flags to lower; evaluation runs in chunks.
+The CLI's refusal (``--agents 1000``) and ``evaluate --episodes 10000000`` are rows of
+test_bad_input_catalogue.py."""
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jmarl.cli import main
 from jmarl.eval.evaluate import EvalResult, evaluate_in_chunks
 from jmarl.run import driver, resources
+from jmarl.run.config import from_dict
 from jmarl.run.resources import ResourceError, check_fits, program_bytes, tree_bytes
 
 TINY = ["--steps", "64", "--num-envs", "2", "--rollout-length", "16", "--num-minibatches", "1"]
@@ -41,17 +40,6 @@ def test_tree_and_program_bytes_count_arrays() -> None:
     assert n is None or n >= 2 * 4000  # argument and output at least
 
 
-def test_a_run_too_big_for_memory_exits_2_before_writing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setattr(resources, "available_memory", lambda device=None: 10_000)
-    out = tmp_path / "run"
-    assert main(["train", *TINY, "--out", str(out)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "needs about" in err[0] and "--num-envs" in err[0], err
-    assert not out.exists()
-
-
 def test_the_compiled_program_is_checked_too(monkeypatch: pytest.MonkeyPatch) -> None:
     # room for the state, none for the program's temporaries
     seen: list[int | None] = []
@@ -62,7 +50,7 @@ def test_the_compiled_program_is_checked_too(monkeypatch: pytest.MonkeyPatch) ->
             raise ResourceError("program")
 
     monkeypatch.setattr(driver, "check_fits", fits)
-    cfg = driver.from_dict({"steps": 64, "ppo": {"num_envs": 2, "rollout_length": 16}})
+    cfg = from_dict({"steps": 64, "ppo": {"num_envs": 2, "rollout_length": 16}})
     trainer = driver.build_trainer(cfg, driver.build_env(cfg))
     with pytest.raises(ResourceError, match="program"):
         driver.compile_training(trainer, 1, jax.random.split(jax.random.key(0), 1))
@@ -87,19 +75,3 @@ def test_evaluation_runs_in_chunks_of_fixed_size() -> None:
     one = evaluate_in_chunks(run, 4, 4, key)
     assert len(calls) == 1
     np.testing.assert_array_equal(one.returns, jax.random.uniform(key, (2, 4)))
-
-
-def test_evaluate_many_episodes_is_chunked(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert main(["train", *TINY, "--out", str(tmp_path)]) == 0
-    monkeypatch.setattr(driver, "EVAL_CHUNK", 3)
-    sizes: list[int] = []
-    make = driver.make_evaluate
-    monkeypatch.setattr(
-        driver, "make_evaluate", lambda env, tr, n, d: sizes.append(n) or make(env, tr, n, d)
-    )
-    capsys.readouterr()
-    assert main(["evaluate", str(tmp_path), "--episodes", "7"]) == 0
-    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert out["episodes"] == 7 and sizes == [3]

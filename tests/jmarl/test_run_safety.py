@@ -1,4 +1,5 @@
-"""Runs that never lose work: refused folders, locks, resume, SIGKILL, Ctrl-C, TensorBoard.
+"""Runs that never lose work: refused folders, locks, resume, SIGKILL, Ctrl-C, SIGTERM,
+TensorBoard.
 
 The interrupted runs are real ``jmarl train`` processes. A hook (see ``CHILD``) holds the child
 still inside its second checkpoint write, so the test can kill it there, at the worst moment:
@@ -150,7 +151,7 @@ CHILD = textwrap.dedent(
         out = original(*args, **kwargs)
         if len(saves) == 1 and sys.argv[1] == "interrupt":  # after update 2's checkpoint
             print("paused", flush=True)
-            while not recorder._STOP.is_set():  # until the test's SIGINT arrives
+            while not recorder._STOP.is_set():  # until the test's SIGINT or SIGTERM arrives
                 time.sleep(0.01)
         return out
 
@@ -212,17 +213,22 @@ def test_a_run_killed_with_sigkill_and_resumed_equals_the_uninterrupted_run(
     }
 
 
-def test_ctrl_c_saves_a_checkpoint_and_the_plot_and_exits_130(
-    tmp_path: Path, uninterrupted: Path
+@pytest.mark.parametrize(
+    ("signum", "code", "said"),
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated (SIGTERM)")],
+    ids=["ctrl-c", "sigterm"],
+)
+def test_ctrl_c_or_sigterm_saves_a_checkpoint_and_the_plot_and_exits_128_plus_the_signal(
+    signum: int, code: int, said: str, tmp_path: Path, uninterrupted: Path
 ) -> None:
     run = tmp_path / "run"
     with _start_child("interrupt", ["train", *RESUMABLE, "--out", str(run)]) as child:
         _wait_paused(child)
-        child.send_signal(signal.SIGINT)
+        child.send_signal(signum)
         out, err = child.communicate(timeout=120)
-    assert child.returncode == 130, err
+    assert child.returncode == code, err
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and "interrupted at update 3" in lines[0], err
+    assert len(lines) == 1 and f"{said} at update 3" in lines[0], err
     assert f"--resume --out {run}" in lines[0]
     assert out.strip() == ""
     # the chunk running at Ctrl-C finished and was checkpointed, off the every-2 schedule
@@ -257,81 +263,7 @@ def test_a_recurrent_run_resumes_exactly(tmp_path: Path, monkeypatch) -> None:
     assert _without_wall_time(tmp_path / "run") == _without_wall_time(tmp_path / "whole")
 
 
-# --- every error path: one line, exit 2 (bad input) or 1 (runtime failure) -----------------
-
-
-def test_out_os_errors_exit_2_naming_the_folder(tmp_path: Path, capsys, monkeypatch) -> None:
-    a_file = tmp_path / "file"
-    a_file.write_text("x")
-    for out in (a_file, a_file / "run"):
-        assert _code(["train", *SMALL, "--out", str(out)]) == 2
-        line = _one_error_line(capsys)
-        assert line.startswith(f"jmarl train: error: --out {out}"), line
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
-    if os.geteuid() == 0:  # root writes anyway: make the OS say what it says to a user
-        real_open = os.open
-
-        def deny(path: str | Path, *args: object, **kwargs: object) -> int:
-            if str(path).startswith(str(locked)):
-                raise PermissionError(13, "Permission denied", str(path))
-            return real_open(path, *args, **kwargs)  # type: ignore[arg-type]
-
-        monkeypatch.setattr(os, "open", deny)
-    for out in (locked, locked / "run"):
-        code = _code(["train", *SMALL, "--out", str(out)])
-        line = _one_error_line(capsys)
-        assert code == 2 and f"--out {out}" in line and "Permission denied" in line, line
-    monkeypatch.undo()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "locked"]
-    assert list(locked.iterdir()) == []  # nothing written, no folder left behind
-
-
-@pytest.mark.parametrize(
-    ("content", "needle"),
-    [
-        ("[1, 2]", "must hold a JSON object of settings, not a list"),
-        ("{not json", "is not valid JSON"),
-        (None, "config file not found"),
-        ("folder", "is a folder, not a file"),
-    ],
-)
-def test_bad_config_files_exit_2_naming_the_file(
-    tmp_path: Path, capsys, content: str | None, needle: str
-) -> None:
-    conf = tmp_path / "conf.json"
-    if content == "folder":
-        conf.mkdir()
-    elif content is not None:
-        conf.write_text(content)
-    assert _code(["train", "--config", str(conf), "--out", str(tmp_path / "run")]) == 2
-    line = _one_error_line(capsys)
-    assert needle in line and str(conf) in line, line
-    assert not (tmp_path / "run").exists()
-
-
-def test_evaluate_of_a_damaged_run_folder_exits_2_naming_the_file(tmp_path: Path, capsys) -> None:
-    run = tmp_path / "run"
-    assert main(["train", *SMALL, "--agents", "2", "--out", str(run)]) == 0
-    config = json.loads((run / "config.json").read_text())
-    # a checkpoint of another agent count: 2 agents trained, config.json says 3
-    (run / "config.json").write_text(json.dumps({**config, "agents": 3}))
-    capsys.readouterr()
-    assert _code(["evaluate", str(run), "--episodes", "2"]) == 2
-    line = _one_error_line(capsys)
-    assert f"checkpoint {run / CHECKPOINT_NAME} does not fit" in line, line
-    # with --debug the traceback is shown instead
-    with pytest.raises(ValueError, match="does not fit"):
-        main(["evaluate", str(run), "--episodes", "2", "--debug"])
-    (run / "config.json").write_text("[]")
-    assert _code(["evaluate", str(run)]) == 2
-    line = _one_error_line(capsys)
-    assert str(run / "config.json") in line and "not a list" in line, line
-    (run / "config.json").write_text(json.dumps(config))
-    (run / CHECKPOINT_NAME).write_bytes(b"\x00garbage")
-    assert _code(["evaluate", str(run)]) == 2
-    assert f"checkpoint {run / CHECKPOINT_NAME} cannot be read" in _one_error_line(capsys)
+# --- runtime failures: one line, exit 1 (bad inputs: test_bad_input_catalogue.py) -----------
 
 
 def test_runtime_failures_exit_1_with_one_line(tmp_path: Path, capsys, monkeypatch) -> None:
