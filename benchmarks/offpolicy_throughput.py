@@ -54,12 +54,7 @@ from typing import Any
 import jax
 import numpy as np
 from _common import arm_watchdog, compile_jit, emit, log, machine_info, memory_stats, ratio
-from train_throughput import (
-    RETURNS_NOTE,
-    ask,
-    return_curve,
-    side_row,
-)  # sets this checkout's jmarl first
+from train_throughput import RETURNS_NOTE, ask, return_curve, side_row  # puts our jmarl first
 
 import jmarl
 from jmarl.algos.qlearning import QConfig, make
@@ -362,6 +357,7 @@ def vdn_section(sides: Sides) -> dict[str, Any]:
     return {
         "jaxmarl_file": "baselines/QLearning/vdn_ff.py (unchanged; config/alg/vdn_ff_mpe.yaml)",
         "jaxmarl_overrides": {"all rows": overrides, "jaxmarl_shipped": "NUM_LAYERS as shipped"},
+        "jaxmarl_config": config,
         "jmarl_config": dataclasses.asdict(q_config(config, "vdn")),
         "jmarl_config_differs_by_row": ["num_envs"],
         "sides": {
@@ -394,6 +390,7 @@ def compare_qmix(sides: Sides) -> dict[str, Any]:
         "label": QMIX_LABEL,
         "jaxmarl_file": "baselines/QLearning/qmix_rnn.py (unchanged; config/alg/ql_rnn_mpe.yaml)",
         "jaxmarl_overrides": overrides,
+        "jaxmarl_config": compiles.get("jaxmarl", {}).get("config"),
         "jmarl_config": dataclasses.asdict(cfg),
         "env_steps_per_run": env_steps,
         "num_updates": env_steps // cfg.steps_per_update,
