@@ -99,6 +99,25 @@ def tree_bytes(tree: Any) -> int:
     return sum(int(x.size) * x.dtype.itemsize for x in jax.tree.leaves(tree))
 
 
+def memory_stats(compiled: Any) -> dict[str, Any]:
+    """temp / argument / output / alias / code bytes of a compiled program (None if unknown)."""
+    try:
+        analysis = compiled.memory_analysis()
+    except Exception as err:  # some backends do not implement it
+        return {"available": False, "why": repr(err)}
+    if analysis is None:
+        return {"available": False, "why": "memory_analysis() returned None"}
+    names = ("temp", "argument", "output", "alias", "generated_code")
+    stats: dict[str, Any] = {
+        f"{name}_bytes": getattr(analysis, f"{name}_size_in_bytes", None) for name in names
+    }
+    parts = [stats[f"{name}_bytes"] for name in ("temp", "argument", "output")]
+    stats["total_bytes"] = None if None in parts else sum(parts)
+    stats["total_is"] = "temp + argument + output"
+    stats["available"] = True
+    return stats
+
+
 def ratio(numerator: float | None, denominator: float | None) -> float | None:
     """``numerator / denominator``, or None when either is missing or the denominator is 0."""
     if numerator is None or denominator is None or denominator == 0:

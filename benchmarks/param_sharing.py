@@ -33,7 +33,16 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from _common import arm_watchdog, compile_jit, emit, log, machine_info, ratio, tree_bytes
+from _common import (
+    arm_watchdog,
+    compile_jit,
+    emit,
+    log,
+    machine_info,
+    memory_stats,
+    ratio,
+    tree_bytes,
+)
 
 import jmarl
 
@@ -87,25 +96,6 @@ def random_return(env: jmarl.Env, key: jax.Array, num_envs: int, episodes: int) 
         return jnp.mean(total) / episodes
 
     return float(run(key))
-
-
-def memory_stats(compiled: Any) -> dict[str, Any]:
-    """temp / argument / output / alias / code bytes of a compiled program (None if unknown)."""
-    try:
-        analysis = compiled.memory_analysis()
-    except Exception as err:  # some backends do not implement it
-        return {"available": False, "why": repr(err)}
-    if analysis is None:
-        return {"available": False, "why": "memory_analysis() returned None"}
-    names = ("temp", "argument", "output", "alias", "generated_code")
-    stats: dict[str, Any] = {
-        f"{name}_bytes": getattr(analysis, f"{name}_size_in_bytes", None) for name in names
-    }
-    parts = [stats[f"{name}_bytes"] for name in ("temp", "argument", "output")]
-    stats["total_bytes"] = None if None in parts else sum(parts)
-    stats["total_is"] = "temp + argument + output"
-    stats["available"] = True
-    return stats
 
 
 def final_returns(episode_return: np.ndarray) -> np.ndarray:
