@@ -100,10 +100,14 @@ class ReplayItem(NamedTuple):
     next_mask: Array
 
 
-def rollout_items(traj: Transition, last_ts: TimeStep, mask_width: int) -> ReplayItem:
+def rollout_items(
+    traj: Transition, last_ts: TimeStep, mask_width: int, with_state: bool = True
+) -> ReplayItem:
     """A rollout ``[T, E]`` and the timestep after it as ``T * E`` :class:`ReplayItem` s, step
     major (the next observation of step ``t`` is step ``t + 1``'s, ``last_ts``'s for the last
-    step). ``mask_width``: the masks' last axis (the number of discrete actions)."""
+    step). ``mask_width``: the masks' last axis (the number of discrete actions). Without
+    ``with_state`` the global states are stored as ``f32[0]`` (for learners that never read
+    them: no memory spent)."""
 
     def following(x: Array, last: Array) -> Array:
         return jnp.concatenate([x[1:], last[None]], axis=0)
@@ -114,6 +118,9 @@ def rollout_items(traj: Transition, last_ts: TimeStep, mask_width: int) -> Repla
 
     now, last = traj.action_mask, last_ts.action_mask
     next_mask = None if now is None or last is None else following(now, last)
+    if not with_state:
+        traj = traj._replace(state=traj.state[..., :0])
+        last_ts = last_ts._replace(state=last_ts.state[..., :0])
     item = ReplayItem(
         obs=traj.obs,
         state=traj.state.astype(jnp.float32),
@@ -130,8 +137,9 @@ def rollout_items(traj: Transition, last_ts: TimeStep, mask_width: int) -> Repla
     return jax.tree.map(lambda x: x.reshape(x.shape[0] * x.shape[1], *x.shape[2:]), item)
 
 
-def example_item(spec: EnvSpec, mask_width: int) -> ReplayItem:
-    """One :class:`ReplayItem` of zeros shaped like ``spec``'s (to size a buffer)."""
+def example_item(spec: EnvSpec, mask_width: int, with_state: bool = True) -> ReplayItem:
+    """One :class:`ReplayItem` of zeros shaped like ``spec``'s (to size a buffer; arguments as
+    :func:`rollout_items` takes them)."""
     n = spec.num_agents
     obs = spaces.zeros(spec.observation_space, (1, 1, n))
     zeros = jnp.zeros((1, 1, n), jnp.float32)
@@ -143,7 +151,7 @@ def example_item(spec: EnvSpec, mask_width: int) -> ReplayItem:
     last = TimeStep(
         first(obs), state[0], zeros[0], alive[0], alive[0], alive[0, :, 0], alive[0], None
     )
-    return first(rollout_items(traj, last, mask_width))
+    return first(rollout_items(traj, last, mask_width, with_state))
 
 
 def check_capacity(transitions_per_update: int, buffer_size: int) -> None:

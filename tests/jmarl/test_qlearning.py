@@ -293,3 +293,14 @@ def test_replaying_a_stored_sequence_reproduces_the_utilities_acted_on() -> None
     step = jax.vmap(jax.vmap(nets.q_step, in_axes=(None, 0, 0, 0)), in_axes=(None, 0, 0, 0))
     _, acted = step(acting.q, traj.extras["carry"], traj.obs, traj.extras["reset"])  # [T, E, ...]
     np.testing.assert_allclose(replayed, jnp.swapaxes(acted, 0, 1), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(("mixer", "width"), [("none", 0), ("vdn", 0), ("qmix", 3)])
+def test_the_buffer_stores_the_global_state_only_for_a_mixer_that_reads_it(
+    mixer: str, width: int
+) -> None:
+    env = jmarl.make("two_step")  # state: f32[3]
+    cfg = QConfig(num_envs=4, rollout_length=2, mixer=mixer, buffer_size=64, learning_starts=0)
+    trainer = make(env, cfg, 10_000, jmarl.make_policy_mapping(env.spec, "shared"))
+    items = jax.eval_shape(trainer.init_learner, jax.random.key(0)).replay.items
+    assert items.state.shape == (64, width) and items.next_state.shape == (64, width)

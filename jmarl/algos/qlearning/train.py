@@ -83,7 +83,7 @@ def _replay(env: Env, nets: QNetworks, cfg: QConfig) -> tuple[Replay, ReplayStat
     rollouts per env for recurrent utilities)."""
     if nets.gru_size is None:
         return transition_replay(nets, cfg), init_replay(
-            example_item(env.spec, nets.num_actions), cfg.buffer_size
+            example_item(env.spec, nets.num_actions, cfg.mixer == "qmix"), cfg.buffer_size
         )
     length = cfg.rollout_length
     example = example_sequence(env.spec, length, nets.num_actions, nets.gru_size)

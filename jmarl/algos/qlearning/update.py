@@ -81,9 +81,11 @@ class Replay(NamedTuple):
 
 
 def transition_replay(nets: QNetworks, cfg: QConfig) -> Replay:
-    """Feed-forward utilities: single transitions, ``cfg.batch_size`` per gradient step."""
+    """Feed-forward utilities: single transitions, ``cfg.batch_size`` per gradient step; the
+    global state is stored only for QMIX's mixer."""
+    with_state = cfg.mixer == "qmix"
     return Replay(
-        lambda traj, last_ts: rollout_items(traj, last_ts, nets.num_actions),
+        lambda traj, last_ts: rollout_items(traj, last_ts, nets.num_actions, with_state),
         q_loss,
         cfg.batch_size,
     )
