@@ -9,8 +9,10 @@ import jax
 import jax.numpy as jnp
 
 from jmarl.agents.sharing import agent_one_hot
+from jmarl.config_check import ConfigError, check_range, flag
 from jmarl.env import spaces
 from jmarl.env.base import EnvSpec
+from jmarl.nn.activations import ACTIVATIONS
 from jmarl.nn.encoders import EncoderConfig
 from jmarl.types import PyTree
 
@@ -51,3 +53,18 @@ def actor_input_space(spec: EnvSpec, cfg: InputConfig) -> spaces.Space:
 def encoder_config(cfg: InputConfig) -> EncoderConfig:
     """The encoder settings of ``cfg`` (used for structured observations only)."""
     return EncoderConfig(cfg.encoder_features, cfg.embed_dim, cfg.cnn_channels, cfg.activation)
+
+
+def check_network_fields(cfg: InputConfig) -> None:
+    """The network fields every algorithm config has, checked in its ``__post_init__``:
+    positive widths, at least one hidden and one CNN layer, a known activation."""
+    for name in ("encoder_features", "embed_dim", "hidden_sizes", "cnn_channels"):
+        check_range(cfg, name, 1)
+    for name in ("hidden_sizes", "cnn_channels"):
+        if not getattr(cfg, name):
+            owner = type(cfg).__name__
+            raise ConfigError(f"{owner}.{name} ({flag(name)}): needs at least one width")
+    if cfg.activation not in ACTIVATIONS:
+        raise ConfigError(
+            f"unknown activation {cfg.activation!r}; expected {', '.join(ACTIVATIONS)}"
+        )

@@ -15,7 +15,8 @@ off-policy algorithms here need, in ~60 lines with no further dependency.)
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -176,3 +177,25 @@ def first_learning_update(
             "train longer"
         )
     return first
+
+
+def gradient_steps(
+    grad_step: Callable[[Any, PRNGKey], tuple[Any, dict[str, Array]]],
+    num_steps: int,
+    metric_names: tuple[str, ...],
+) -> Callable[[Any, Array, PRNGKey], tuple[Any, dict[str, Array]]]:
+    """``run(state, ready, key) -> (state, metrics)``: ``num_steps`` calls of ``grad_step``
+    (under ``lax.scan``, metrics averaged) when ``ready`` (``bool[]``, e.g. enough env steps
+    stored), else ``state`` unchanged and zero metrics (``metric_names``)."""
+
+    def train(state: Any, key: PRNGKey) -> tuple[Any, dict[str, Array]]:
+        state, metrics = jax.lax.scan(grad_step, state, jax.random.split(key, num_steps))
+        return state, jax.tree.map(jnp.mean, metrics)
+
+    def skip(state: Any, key: PRNGKey) -> tuple[Any, dict[str, Array]]:
+        return state, {name: jnp.zeros((), jnp.float32) for name in metric_names}
+
+    def run(state: Any, ready: Array, key: PRNGKey) -> tuple[Any, dict[str, Array]]:
+        return jax.lax.cond(ready, train, skip, state, key)
+
+    return run

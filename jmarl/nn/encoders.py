@@ -41,10 +41,10 @@ import numpy as np
 
 from jmarl.env import spaces
 from jmarl.env.spaces import Box, Dict, Discrete, MultiBinary, MultiDiscrete, Space, Tuple
+from jmarl.nn.activations import ACTIVATIONS
 from jmarl.nn.network import Network
 from jmarl.types import Array, Params, PRNGKey, PyTree
 
-_ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu, "gelu": nn.gelu, "silu": nn.silu}
 MIN_IMAGE_SIZE = 8  # height and width of the smallest Box treated as an image
 MAX_IMAGE_CHANNELS = 4
 POOLED_SIZE = 8  # CNN feature maps are average-pooled to at most this height and width
@@ -74,7 +74,7 @@ class EncoderConfig:
             raise ValueError(f"EncoderConfig widths must be >= 1, got {self}")
         if not self.cnn_channels or min(self.cnn_channels) < 1:
             raise ValueError(f"cnn_channels must be positive widths, got {self.cnn_channels}")
-        if self.activation not in _ACTIVATIONS:
+        if self.activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {self.activation!r}")
 
 
@@ -239,7 +239,7 @@ class ImageCNN(nn.Module):
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
-        act = _ACTIVATIONS[self.activation]
+        act = ACTIVATIONS[self.activation]
         if x.dtype == jnp.uint8:
             x = x.astype(jnp.float32) / 255.0
         x = x.astype(jnp.float32)
@@ -319,7 +319,7 @@ def _children(space: Dict | Tuple, obs: PyTree) -> list[tuple[str, str, Space, P
 
 def _leaf(space: Space, cfg: EncoderConfig, x: Array) -> Array:
     """Features of one non-nested part (called inside ``SpaceEncoder``'s compact scope)."""
-    act = _ACTIVATIONS[cfg.activation]
+    act = ACTIVATIONS[cfg.activation]
     if isinstance(space, Box) and is_image(space):
         return ImageCNN(cfg.cnn_channels, cfg.features, cfg.activation)(jnp.asarray(x))
     if isinstance(space, (Box, MultiBinary)):

@@ -21,12 +21,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from jmarl.env.spaces import Space
+from jmarl.nn.activations import ACTIVATIONS
 from jmarl.nn.encoders import EncoderConfig, SpaceEncoder
 from jmarl.nn.initializers import orthogonal
 from jmarl.nn.network import Network
 from jmarl.types import Array, Params, PRNGKey, PyTree
-
-_ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu, "gelu": nn.gelu, "silu": nn.silu}
 
 
 def flatten_obs(obs: PyTree) -> Array:
@@ -45,7 +44,7 @@ class MLP(nn.Module):
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
-        act = _ACTIVATIONS[self.activation]
+        act = ACTIVATIONS[self.activation]
         for h in self.hidden:
             x = act(nn.Dense(h, kernel_init=orthogonal(np.sqrt(2.0)))(x))
         return nn.Dense(self.out_dim, kernel_init=orthogonal(self.out_scale))(x)
@@ -95,7 +94,7 @@ class RecurrentHead(nn.Module):
     def __call__(self, h: Array, x: PyTree, reset: Array) -> tuple[Array, Array]:
         if self.encoder is not None:
             x = self.encoder(x)
-        act = _ACTIVATIONS[self.activation]
+        act = ACTIVATIONS[self.activation]
         x = act(nn.Dense(self.width, kernel_init=orthogonal(np.sqrt(2.0)))(x))
         h = jnp.where(reset, jnp.zeros_like(h), h)
         h, y = nn.GRUCell(self.gru_size)(h, x)
@@ -158,7 +157,7 @@ class Torso(nn.Module):
     @nn.compact
     def __call__(self, x: Array) -> Array:
         dense = nn.Dense(self.width, kernel_init=orthogonal(np.sqrt(2.0)))
-        out: Array = _ACTIVATIONS[self.activation](dense(x))
+        out: Array = ACTIVATIONS[self.activation](dense(x))
         return out
 
 

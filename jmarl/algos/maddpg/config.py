@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from jmarl.agents.inputs import check_network_fields
 from jmarl.algos.replay import check_capacity
-from jmarl.config_check import ConfigError, check_fields, check_range, flag
-
-ACTIVATIONS = ("tanh", "relu", "gelu", "silu")
+from jmarl.config_check import check_fields, check_range
 
 
 @dataclass(frozen=True)
@@ -70,11 +69,7 @@ class MADDPGConfig:
         check_fields(self)
         for name in ("num_envs", "rollout_length", "buffer_size", "batch_size", "num_epochs"):
             check_range(self, name, 1)
-        for name in ("encoder_features", "embed_dim", "hidden_sizes", "cnn_channels"):
-            check_range(self, name, 1)
-        for name in ("hidden_sizes", "cnn_channels"):
-            if not getattr(self, name):
-                raise ConfigError(f"MADDPGConfig.{name} ({flag(name)}): needs at least one width")
+        check_network_fields(self)
         check_range(self, "learning_starts", 0)
         for name in ("actor_lr", "critic_lr", "max_grad_norm", "gumbel_temperature"):
             check_range(self, name, 0.0, strict_low=True)
@@ -84,10 +79,6 @@ class MADDPGConfig:
         for name in ("noise_start", "noise_finish", "action_reg"):
             check_range(self, name, 0.0)
         check_capacity(self.num_envs * self.rollout_length, self.buffer_size)
-        if self.activation not in ACTIVATIONS:
-            raise ConfigError(
-                f"unknown activation {self.activation!r}; expected {', '.join(ACTIVATIONS)}"
-            )
 
     @property
     def steps_per_update(self) -> int:

@@ -22,7 +22,14 @@ from jmarl.agents.sharing import PolicyMapping, block_flags, where_blocks
 from jmarl.algos.base import Metrics, Transition
 from jmarl.algos.maddpg.config import MADDPGConfig
 from jmarl.algos.maddpg.networks import MADDPGNetworks
-from jmarl.algos.replay import ReplayItem, ReplayState, add, rollout_items, sample
+from jmarl.algos.replay import (
+    ReplayItem,
+    ReplayState,
+    add,
+    gradient_steps,
+    rollout_items,
+    sample,
+)
 from jmarl.critics.central_q import joint_action_features
 from jmarl.env.base import TimeStep
 from jmarl.ops.losses import masked_mean
@@ -135,13 +142,7 @@ def make_learn(
         )
         return new, {"loss": c_loss, "actor_loss": a_loss, "q_taken": q_mean}
 
-    def train_steps(state: MADDPGState, key: PRNGKey) -> tuple[MADDPGState, Metrics]:
-        state, metrics = jax.lax.scan(grad_step, state, jax.random.split(key, cfg.num_epochs))
-        return state, jax.tree.map(jnp.mean, metrics)
-
-    def skip(state: MADDPGState, key: PRNGKey) -> tuple[MADDPGState, Metrics]:
-        zero = jnp.zeros((), jnp.float32)
-        return state, {"loss": zero, "actor_loss": zero, "q_taken": zero}
+    train = gradient_steps(grad_step, cfg.num_epochs, ("loss", "actor_loss", "q_taken"))
 
     def learn(
         state: MADDPGState, traj: Transition, last_ts: TimeStep, key: PRNGKey
@@ -149,7 +150,7 @@ def make_learn(
         items = rollout_items(traj, last_ts, nets.codec.param_size)
         state = state._replace(replay=add(state.replay, items))
         updates = state.updates + 1
-        state, metrics = jax.lax.cond(updates >= start_update, train_steps, skip, state, key)
+        state, metrics = train(state, updates >= start_update, key)
         sigma = jnp.asarray(noise(updates), jnp.float32)
         state = state._replace(acting=state.acting._replace(noise=sigma), updates=updates)
         return state, {**metrics, "noise": sigma}

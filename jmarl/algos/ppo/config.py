@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jmarl.config_check import INT32_MAX, ConfigError, check_fields, check_range, flag
+from jmarl.agents.inputs import check_network_fields
+from jmarl.config_check import INT32_MAX, ConfigError, check_fields, check_range
 from jmarl.nn.cross_agent import MIXERS
 
 
@@ -78,11 +79,7 @@ class PPOConfig:
         check_fields(self)  # types from the annotations: "64" is not a tuple of widths
         for name in ("num_envs", "rollout_length", "num_epochs", "num_minibatches", "gru_size"):
             check_range(self, name, 1)
-        for name in ("encoder_features", "embed_dim", "hidden_sizes", "cnn_channels"):
-            check_range(self, name, 1)
-        for name in ("hidden_sizes", "cnn_channels"):
-            if not getattr(self, name):
-                raise ConfigError(f"PPOConfig.{name} ({flag(name)}): needs at least one width")
+        check_network_fields(self)
         check_range(self, "lr", 0.0, strict_low=True)
         check_range(self, "max_grad_norm", 0.0, strict_low=True)
         for name in ("clip_eps", "ent_coef", "vf_coef"):
@@ -110,10 +107,6 @@ class PPOConfig:
             )
         if self.critic_mixing != "none" and self.recurrent:
             raise ConfigError("critic_mixing is feed-forward only: not with recurrent=True")
-        if self.activation not in ("tanh", "relu", "gelu", "silu"):
-            raise ConfigError(
-                f"unknown activation {self.activation!r}; expected tanh, relu, gelu or silu"
-            )
 
     def unused(self) -> dict[str, str]:
         """Fields these settings ignore, with why (``jmarl train`` refuses changed ones)."""

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from jmarl.agents.inputs import check_network_fields
 from jmarl.algos.replay import check_capacity
-from jmarl.config_check import ConfigError, check_fields, check_range, flag
+from jmarl.config_check import ConfigError, check_fields, check_range
 from jmarl.critics.mixers import MIXERS
-
-ACTIVATIONS = ("tanh", "relu", "gelu", "silu")
 
 
 @dataclass(frozen=True)
@@ -90,11 +89,7 @@ class QConfig:
             check_range(self, name, 1)
         for name in ("target_update_interval", "mixer_embed_dim", "mixer_hidden", "gru_size"):
             check_range(self, name, 1)
-        for name in ("encoder_features", "embed_dim", "hidden_sizes", "cnn_channels"):
-            check_range(self, name, 1)
-        for name in ("hidden_sizes", "cnn_channels"):
-            if not getattr(self, name):
-                raise ConfigError(f"QConfig.{name} ({flag(name)}): needs at least one width")
+        check_network_fields(self)
         check_range(self, "learning_starts", 0)
         check_range(self, "lr", 0.0, strict_low=True)
         check_range(self, "max_grad_norm", 0.0, strict_low=True)
@@ -104,10 +99,6 @@ class QConfig:
         check_capacity(self.num_envs * self.rollout_length, self.buffer_size)
         if self.mixer not in ("none", *MIXERS):
             raise ConfigError(f"unknown mixer {self.mixer!r}; expected none, {', '.join(MIXERS)}")
-        if self.activation not in ACTIVATIONS:
-            raise ConfigError(
-                f"unknown activation {self.activation!r}; expected {', '.join(ACTIVATIONS)}"
-            )
 
     def unused(self) -> dict[str, str]:
         """Fields these settings ignore, with why (``jmarl train`` refuses changed ones)."""

@@ -15,7 +15,7 @@ from jmarl.algos.base import Metrics, Transition
 from jmarl.algos.qlearning.config import QConfig
 from jmarl.algos.qlearning.losses import q_loss
 from jmarl.algos.qlearning.networks import QNetworks, QParams
-from jmarl.algos.replay import ReplayState, add, rollout_items, sample
+from jmarl.algos.replay import ReplayState, add, gradient_steps, rollout_items, sample
 from jmarl.env.base import TimeStep
 from jmarl.types import Array, Params, PRNGKey
 
@@ -128,20 +128,14 @@ def make_learn(
         )
         return new, {"loss": loss, **metrics}
 
-    def train_steps(state: QState, key: PRNGKey) -> tuple[QState, Metrics]:
-        state, metrics = jax.lax.scan(grad_step, state, jax.random.split(key, cfg.num_epochs))
-        return state, jax.tree.map(jnp.mean, metrics)
-
-    def skip(state: QState, key: PRNGKey) -> tuple[QState, Metrics]:
-        zero = jnp.zeros((), jnp.float32)
-        return state, {"loss": zero, "q_taken": zero, "td_abs": zero}
+    train = gradient_steps(grad_step, cfg.num_epochs, ("loss", "q_taken", "td_abs"))
 
     def learn(
         state: QState, traj: Transition, last_ts: TimeStep, key: PRNGKey
     ) -> tuple[QState, Metrics]:
         state = state._replace(replay=add(state.replay, replay.to_items(traj, last_ts)))
         updates = state.updates + 1
-        state, metrics = jax.lax.cond(updates >= start_update, train_steps, skip, state, key)
+        state, metrics = train(state, updates >= start_update, key)
         eps = jnp.asarray(epsilon(updates), jnp.float32)
         state = state._replace(acting=state.acting._replace(epsilon=eps), updates=updates)
         return state, {**metrics, "epsilon": eps, "buffer_size": state.replay.size}
