@@ -166,3 +166,29 @@ def emit(result: dict[str, Any]) -> None:
     """
     result = {**provenance(), **result, "load_average_1m_at_end": round(os.getloadavg()[0], 2)}
     print(json.dumps(_clean(result), indent=2))
+
+
+def start_side_helper(
+    python: str | None, src: str | None, helper: str
+) -> tuple[subprocess.Popen | None, dict[str, Any]]:
+    """Starts ``helper`` (a timing server run by a peer library's side-venv interpreter
+    ``python`` with its checkout ``src``); returns it and its greeting (one JSON line), or None
+    and ``{"why": ...}``. PYTHONPATH is dropped so the helper never sees this checkout's jmarl."""
+    if not python or not src:
+        return None, {"why": "--jaxmarl-python and --jaxmarl-src not given"}
+    for flag, path in (("python", python), ("src", src)):
+        if not os.path.exists(path):
+            return None, {"why": f"--jaxmarl-{flag} {path} does not exist"}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.Popen(
+        [python, helper, "--jaxmarl-src", src],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    line = proc.stdout.readline() if proc.stdout else ""
+    if not line.startswith("{"):
+        proc.kill()
+        return None, {"why": f"the helper {helper} did not start (exit {proc.wait()})"}
+    return proc, json.loads(line)

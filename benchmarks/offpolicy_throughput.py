@@ -53,7 +53,16 @@ from typing import Any
 
 import jax
 import numpy as np
-from _common import arm_watchdog, compile_jit, emit, log, machine_info, memory_stats, ratio
+from _common import (
+    arm_watchdog,
+    compile_jit,
+    emit,
+    log,
+    machine_info,
+    memory_stats,
+    ratio,
+    start_side_helper,
+)
 from train_throughput import RETURNS_NOTE, ask, return_curve, side_row  # puts our jmarl first
 
 import jmarl
@@ -224,21 +233,8 @@ class Sides:
 
 def start_helper(args: argparse.Namespace) -> tuple[subprocess.Popen | None, dict[str, Any]]:
     """Starts ``_jaxmarl_qlearning.py``; returns it and its greeting, or None and why."""
-    if not args.jaxmarl_python or not args.jaxmarl_src:
-        return None, {"run": False, "why": "--jaxmarl-python and --jaxmarl-src not given"}
-    for flag, path in (("python", args.jaxmarl_python), ("src", args.jaxmarl_src)):
-        if not Path(path).exists():
-            return None, {"run": False, "why": f"--jaxmarl-{flag} {path} does not exist"}
-    command = [args.jaxmarl_python, str(HELPER), "--jaxmarl-src", args.jaxmarl_src]
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # not our jmarl
-    proc = subprocess.Popen(
-        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
-    )
-    line = proc.stdout.readline() if proc.stdout else ""
-    if not line.startswith("{"):
-        proc.kill()
-        return None, {"run": False, "why": f"the JaxMARL helper did not start ({proc.wait()})"}
-    return proc, {"run": True, **json.loads(line)}
+    proc, info = start_side_helper(args.jaxmarl_python, args.jaxmarl_src, str(HELPER))
+    return proc, {"run": proc is not None, **info}
 
 
 def timed_runs(sides: Sides, names: list[str], label: str) -> dict[str, Any]:

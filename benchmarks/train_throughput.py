@@ -28,7 +28,6 @@ import argparse
 import dataclasses
 import json
 import math
-import os
 import subprocess
 import sys
 import time
@@ -40,7 +39,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 
 import jax
 import numpy as np
-from _common import arm_watchdog, compile_jit, emit, log, machine_info, ratio, time_compiled
+from _common import (
+    arm_watchdog,
+    compile_jit,
+    emit,
+    log,
+    machine_info,
+    ratio,
+    start_side_helper,
+    time_compiled,
+)
 
 import jmarl
 
@@ -187,21 +195,7 @@ def jaxmarl_config(cfg: jmarl.PPOConfig, total_steps: int) -> dict[str, Any]:
 
 def start_jaxmarl(args: argparse.Namespace) -> tuple[subprocess.Popen | None, dict[str, Any]]:
     """Starts the ``_jaxmarl_ippo.py`` server; returns it and its greeting, or None and why."""
-    if not args.jaxmarl_python or not args.jaxmarl_src:
-        return None, {"why": "--jaxmarl-python and --jaxmarl-src not given"}
-    for flag, path in (("python", args.jaxmarl_python), ("src", args.jaxmarl_src)):
-        if not Path(path).exists():
-            return None, {"why": f"--jaxmarl-{flag} {path} does not exist"}
-    command = [args.jaxmarl_python, str(JAXMARL_HELPER), "--jaxmarl-src", args.jaxmarl_src]
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # not our jmarl
-    proc = subprocess.Popen(
-        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
-    )
-    line = proc.stdout.readline() if proc.stdout else ""
-    if not line.startswith("{"):
-        proc.kill()
-        return None, {"why": f"the JaxMARL helper did not start (exit {proc.wait()})"}
-    return proc, json.loads(line)
+    return start_side_helper(args.jaxmarl_python, args.jaxmarl_src, str(JAXMARL_HELPER))
 
 
 def ask(proc: subprocess.Popen, request: dict[str, Any]) -> dict[str, Any]:
