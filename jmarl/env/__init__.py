@@ -3,6 +3,12 @@
 from jmarl.env import spaces
 from jmarl.env.base import Env, EnvSpec, EnvState, TimeStep, auto_reset
 from jmarl.env.dict_goal import make_dict_goal
+from jmarl.env.games.matrix import (
+    make_matching_pennies,
+    make_matrix_game,
+    make_prisoners_dilemma,
+    make_rock_paper_scissors,
+)
 from jmarl.env.games.two_step import make_two_step
 from jmarl.env.jaxmarl_adapter import from_jaxmarl
 from jmarl.env.memory import make_memory
@@ -29,6 +35,21 @@ register(
     make_two_step,
     "QMIX paper's two-step cooperative matrix game: optimal return 8, VDN's 7",
 )
+register(
+    "rock_paper_scissors",
+    make_rock_paper_scissors,
+    "rock-paper-scissors, one simultaneous move (zero-sum; uniform play is the equilibrium)",
+)
+register(
+    "matching_pennies",
+    make_matching_pennies,
+    "matching pennies, one simultaneous move (zero-sum; the row player wins on a match)",
+)
+register(
+    "prisoners_dilemma",
+    make_prisoners_dilemma,
+    "prisoner's dilemma, one simultaneous move (general-sum; payoffs 3/0/5/1)",
+)
 
 __all__ = [
     "Env",
@@ -41,7 +62,11 @@ __all__ = [
     "list_envs",
     "make",
     "make_dict_goal",
+    "make_matching_pennies",
+    "make_matrix_game",
     "make_memory",
+    "make_prisoners_dilemma",
+    "make_rock_paper_scissors",
     "make_simple_spread",
     "make_two_step",
     "register",
