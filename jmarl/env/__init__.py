@@ -3,6 +3,8 @@
 from jmarl.env import spaces
 from jmarl.env.base import Env, EnvSpec, EnvState, TimeStep, auto_reset
 from jmarl.env.dict_goal import make_dict_goal
+from jmarl.env.games.kuhn_poker import make_kuhn_poker
+from jmarl.env.games.leduc_holdem import make_leduc_holdem
 from jmarl.env.games.matrix import (
     make_matching_pennies,
     make_matrix_game,
@@ -50,6 +52,16 @@ register(
     make_prisoners_dilemma,
     "prisoner's dilemma, one simultaneous move (general-sum; payoffs 3/0/5/1)",
 )
+register(
+    "kuhn_poker",
+    make_kuhn_poker,
+    "Kuhn poker, turn-based (OpenSpiel rules; observations are full information states)",
+)
+register(
+    "leduc_holdem",
+    make_leduc_holdem,
+    "Leduc hold'em, turn-based (OpenSpiel rules; observations are full information states)",
+)
 
 __all__ = [
     "Env",
@@ -62,6 +74,8 @@ __all__ = [
     "list_envs",
     "make",
     "make_dict_goal",
+    "make_kuhn_poker",
+    "make_leduc_holdem",
     "make_matching_pennies",
     "make_matrix_game",
     "make_memory",
