@@ -25,6 +25,8 @@ entry ``i`` (independent policies). Builders: :mod:`jmarl.eval.policies`.
 >>> rps = jmarl.make("rock_paper_scissors")
 >>> jmarl.nash_conv(rps, uniform_policy), jmarl.nash_conv(rps, first_action_policy)
 (0.0, 2.0)
+>>> round(jmarl.nash_conv(jmarl.make("kuhn_poker"), uniform_policy), 6)  # 11/12
+0.916667
 """
 
 from __future__ import annotations
