@@ -11,6 +11,7 @@ from jmarl.env.games.matrix import (
     make_prisoners_dilemma,
     make_rock_paper_scissors,
 )
+from jmarl.env.games.pgx_games import make_connect_four, make_tic_tac_toe
 from jmarl.env.games.two_step import make_two_step
 from jmarl.env.jaxmarl_adapter import from_jaxmarl
 from jmarl.env.memory import make_memory
@@ -62,6 +63,16 @@ register(
     make_leduc_holdem,
     "Leduc hold'em, turn-based (OpenSpiel rules; observations are full information states)",
 )
+register(
+    "tic_tac_toe",
+    make_tic_tac_toe,
+    "tic-tac-toe, turn-based (wraps Pgx: pip install 'jmarl[games]')",
+)
+register(
+    "connect_four",
+    make_connect_four,
+    "connect four, turn-based (wraps Pgx: pip install 'jmarl[games]')",
+)
 
 __all__ = [
     "Env",
@@ -73,6 +84,7 @@ __all__ = [
     "from_jaxmarl",
     "list_envs",
     "make",
+    "make_connect_four",
     "make_dict_goal",
     "make_kuhn_poker",
     "make_leduc_holdem",
@@ -82,6 +94,7 @@ __all__ = [
     "make_prisoners_dilemma",
     "make_rock_paper_scissors",
     "make_simple_spread",
+    "make_tic_tac_toe",
     "make_two_step",
     "register",
     "spaces",
