@@ -183,3 +183,14 @@ def test_every_history_matches_openspiel(name: str) -> None:
                 np.testing.assert_array_equal(
                     level.obs[j, i], state.information_state_tensor(i), err_msg=str(history)
                 )
+
+
+def test_check_env_catches_a_reset_outside_the_chance_outcomes() -> None:
+    env = jmarl.make("kuhn_poker")
+    odd_deal = lambda key: kuhn_start(jnp.array([1, 1], jnp.int32))  # not a deal
+    bad = env._replace(reset=odd_deal)
+    with pytest.raises(AssertionError, match=r"not among env\.chance_outcomes"):
+        check_env(bad, jax.random.key(0), num_steps=4)
+    skewed = lambda: (*env.chance_outcomes()[:2], jnp.full((6,), 0.5))  # type: ignore[misc]
+    with pytest.raises(AssertionError, match="sum 1"):
+        check_env(env._replace(chance_outcomes=skewed), jax.random.key(0), num_steps=4)
