@@ -18,7 +18,8 @@ distribution for a batch of its observations ``[B, ...]`` (any pytree, as the en
 and legal actions ``bool[B, A]``, as ``[B, A]`` probabilities (numpy or JAX; illegal actions'
 entries are ignored and each row is renormalised over the legal ones). One callable serves
 every seat (the observations say which seat); a sequence of callables gives agent ``i``'s as
-entry ``i`` (independent policies). Builders: :mod:`jmarl.eval.policies`.
+entry ``i`` (independent policies); a :class:`Mixture` of such policies is a population's
+mixed strategy (e.g. a self-play pool). Builders: :mod:`jmarl.eval.policies`.
 
 >>> import jmarl
 >>> from jmarl.eval.policies import first_action_policy, uniform_policy
@@ -185,36 +186,77 @@ def _as_policies(policy: Policy | Sequence[Policy]) -> Sequence[Policy]:
     return policies
 
 
-def make_policy_values(env: Env) -> Callable[[Policy | Sequence[Policy]], PolicyValues]:
-    """Enumerates ``env``'s game tree once; returns ``values(policy) -> PolicyValues``.
+class Mixture(NamedTuple):
+    """A population's mixed strategy: each game, each seat draws member ``k`` with probability
+    ``weights[k]`` (normalised) and plays its ``policies[k]`` (one callable, or one per agent)
+    throughout. Evaluated exactly: at every node the members' action probabilities are averaged
+    with weights ``weights[k]`` times member ``k``'s own probability of having reached the node
+    (Kuhn's theorem: the behaviour strategy equivalent to the mixture)."""
+
+    policies: Sequence[Policy | Sequence[Policy]]
+    weights: Sequence[float]
+
+
+AnyPolicy = Policy | Sequence[Policy] | Mixture
+
+
+def mixture_tree_policy(tree: GameTree, members: Sequence[TreePolicy], weights: Any) -> TreePolicy:
+    """The behaviour policy of a :class:`Mixture` of tree policies (see there)."""
+    w = np.asarray(weights, np.float64)
+    if w.shape != (len(members),) or np.any(w < 0) or w.sum() <= 0:
+        raise ValueError(f"mixture weights must be [{len(members)}], >= 0, not all 0; got {w}")
+    reach = [np.broadcast_to(w[:, None, None], (len(w), len(tree.chance), 2))]
+    mixed = []
+    for d in range(len(tree.levels)):
+        probs = np.stack([m.probs[d] for m in members])  # [K, n, 2, A]
+        weight = reach[d][..., None]  # w_k times member k's own reach of the node
+        total = weight.sum(0)
+        unreached = np.tensordot(w / w.sum(), probs, axes=1)  # any policy will do there
+        average = (weight * probs).sum(0) / np.where(total > 0, total, 1.0)
+        mixed.append(np.where(total > 0, average, unreached))
+        if d + 1 < len(tree.levels):
+            child = tree.levels[d + 1]
+            taken = probs[:, child.parent[:, None], np.arange(2)[None, :], child.action]
+            reach.append(reach[d][:, child.parent] * taken)
+    return TreePolicy(tuple(mixed), members[0].infoset)
+
+
+def make_policy_values(env: Env) -> Callable[[AnyPolicy], PolicyValues]:
+    """Enumerates ``env``'s game tree once; returns ``values(policy) -> PolicyValues`` (a
+    policy, one per agent, or a :class:`Mixture`).
 
     :raises ValueError: ``env`` cannot be enumerated (see
         :func:`jmarl.eval.game_tree.build_game_tree`).
     """
     tree = build_game_tree(env)
 
-    def values(policy: Policy | Sequence[Policy]) -> PolicyValues:
-        tp = tree_policy(tree, _as_policies(policy))
+    def values(policy: AnyPolicy) -> PolicyValues:
+        if isinstance(policy, Mixture):
+            members = [tree_policy(tree, _as_policies(p)) for p in policy.policies]
+            tp = mixture_tree_policy(tree, members, policy.weights)
+        else:
+            tp = tree_policy(tree, _as_policies(policy))
         br = np.array([best_response_value(tree, tp, i) for i in range(2)])
         return PolicyValues(on_policy_values(tree, tp), br)
 
     return values
 
 
-def make_nash_conv(env: Env) -> Callable[[Policy | Sequence[Policy]], float]:
+def make_nash_conv(env: Env) -> Callable[[AnyPolicy], float]:
     """Enumerates ``env``'s game tree once; returns ``nash_conv(policy) -> float`` (for
     repeated evaluation, e.g. during training)."""
     values = make_policy_values(env)
     return lambda policy: values(policy).nash_conv
 
 
-def nash_conv(env: Env, policy: Policy | Sequence[Policy]) -> float:
+def nash_conv(env: Env, policy: AnyPolicy) -> float:
     """Exact NashConv of ``policy`` in the two-player game ``env`` (see the module doc).
 
     :param env: a game that ``env.chance_outcomes`` enumerates: matrix games,
         ``kuhn_poker``, ``leduc_holdem``.
     :param policy: one agent's ``policy(obs [B, ...], action_mask bool[B, A]) -> probs
-        [B, A]`` for every seat, or a sequence with one per agent.
+        [B, A]`` for every seat, a sequence with one per agent, or a :class:`Mixture` of
+        such policies (a population, e.g. a self-play pool).
     :raises ValueError: ``env`` cannot be enumerated, or bad policy output.
     """
     return make_nash_conv(env)(policy)

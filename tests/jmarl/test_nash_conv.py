@@ -4,6 +4,7 @@ policies against ``pyspiel``, the policy argument's forms, and policies from a T
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Callable
 
 import jax
@@ -15,7 +16,14 @@ from open_spiel.python import policy as openspiel_policy
 from open_spiel.python.algorithms import exploitability
 
 import jmarl
-from jmarl.eval.nash_conv import PolicyValues, make_policy_values
+from jmarl.eval.game_tree import build_game_tree
+from jmarl.eval.nash_conv import (
+    Mixture,
+    PolicyValues,
+    make_policy_values,
+    on_policy_values,
+    tree_policy,
+)
 from jmarl.eval.policies import (
     InfoStates,
     actor_critic_policy,
@@ -154,3 +162,44 @@ def test_trainer_policies_of_independent_agents() -> None:
         # act(deterministic=True) plays the mode of the same distribution, for each agent
         np.testing.assert_array_equal(greedy[i](obs, mask), np.eye(2)[probs.argmax(-1)])
     assert 0.0 < _values("kuhn_poker")(exact).nash_conv < 4.0
+
+
+def test_mixture_of_pure_strategies_in_rock_paper_scissors() -> None:
+    values = make_policy_values(jmarl.make("rock_paper_scissors"))
+    pure = [lambda obs, mask, a=a: np.eye(3)[np.full(mask.shape[0], a)] for a in range(3)]
+    assert values(Mixture(pure, [1.0, 1.0, 1.0])).nash_conv == pytest.approx(0.0, abs=1e-12)
+    # rock or paper, evenly: the best reply (paper) wins 1/2 per seat
+    assert values(Mixture(pure, [2.0, 2.0, 0.0])).nash_conv == pytest.approx(1.0)
+
+
+def test_kuhn_mixture_equals_brute_force_over_pure_strategies() -> None:
+    """A mixture of two pure strategies (weights 0.3, 0.7) against each player's 64 pure
+    strategies: best responses and on-policy values, by linearity of the payoff."""
+    states, tree = _infostates("kuhn_poker"), build_game_tree(jmarl.make("kuhn_poker"))
+    rng = np.random.default_rng(1)
+    members = [tabular_policy(states.obs, np.eye(2)[rng.integers(0, 2, 12)]) for _ in range(2)]
+    w = np.array([0.3, 0.7])
+
+    def u(p0: Callable, p1: Callable) -> np.ndarray:  # both players' expected returns
+        return on_policy_values(tree, tree_policy(tree, (p0, p1)))
+
+    on_policy = sum(w[k] * w[m] * u(members[k], members[m]) for k in range(2) for m in range(2))
+    best = []
+    for i in range(2):
+        rows, values = np.nonzero(states.agent == i)[0], []
+        for bits in itertools.product((0, 1), repeat=len(rows)):
+            table = np.full((12, 2), 0.5)
+            table[rows] = np.eye(2)[list(bits)]
+            pure = tabular_policy(states.obs, table)
+            pairs = [(pure, m) if i == 0 else (m, pure) for m in members]
+            values.append(sum(wm * u(*pair)[i] for wm, pair in zip(w, pairs, strict=True)))
+        best.append(max(values))
+    got = _values("kuhn_poker")(Mixture(members, w))
+    np.testing.assert_allclose(got.on_policy, on_policy, atol=1e-9)
+    np.testing.assert_allclose(got.best_response, best, atol=1e-9)
+    # averaging the members' probabilities without their reach weights is another strategy
+    # for player 0, which may act twice in a game (player 1 acts once: no difference there)
+    naive = lambda obs, mask: w[0] * members[0](obs, mask) + w[1] * members[1](obs, mask)
+    naive_br = _values("kuhn_poker")(naive).best_response
+    assert naive_br[0] == pytest.approx(best[0], abs=1e-9)
+    assert naive_br[1] != pytest.approx(best[1], abs=1e-6)
