@@ -9,6 +9,7 @@ from jmarl.algos import register as register_algorithm
 from jmarl.algos.base import Algorithm, Trainer, TrainerState, TrainOutput
 from jmarl.algos.ppo import PPOConfig, make_ppo
 from jmarl.env import Env, EnvSpec, TimeStep, from_jaxmarl, list_envs, make, register, spaces
+from jmarl.eval.nash_conv import make_nash_conv, nash_conv
 
 __version__ = "0.1.0"
 
@@ -27,8 +28,10 @@ __all__ = [
     "from_jaxmarl",
     "list_envs",
     "make",
+    "make_nash_conv",
     "make_policy_mapping",
     "make_ppo",
+    "nash_conv",
     "ppo_config_for",
     "register",
     "register_algorithm",

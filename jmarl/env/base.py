@@ -23,6 +23,12 @@ An environment is a pair of pure functions plus a static description::
   PettingZoo envs do): policies do not encode such entries
   (:func:`jmarl.nn.encoders.is_mask_key`) and mask actions with ``ts.action_mask`` only, so
   an env that shows its mask must return it as ``ts.action_mask`` too.
+* Turn-based games (``kuhn_poker``, ``leduc_holdem``, ...) mark only the agent to act as
+  ``alive`` (so only its transition enters a loss); its ``action_mask`` row holds its legal
+  moves, the other rows are all False. Rewards are reported at the step they happen, to every
+  agent they reach (a game's result at its last step, to both players). Crediting a reward
+  that reaches an agent while it is not acting to that agent's last action is done on the
+  trajectory, by the learner: :func:`jmarl.ops.turns.credit_to_last_action`.
 """
 
 from __future__ import annotations
@@ -99,6 +105,7 @@ class TimeStep(NamedTuple):
 EnvState = Any
 ResetFn = Callable[[PRNGKey], tuple[EnvState, TimeStep]]
 StepFn = Callable[[PRNGKey, EnvState, PyTree], tuple[EnvState, TimeStep]]
+ChanceFn = Callable[[], tuple[EnvState, TimeStep, Array]]
 
 
 class Env(NamedTuple):
@@ -107,12 +114,20 @@ class Env(NamedTuple):
     ``step_without_reset``, when given, is the same transition without the auto-reset: its
     ``TimeStep`` on the last step of an episode holds the true terminal observation (used by
     wrappers that must report it, e.g. ``bridge.pettingzoo.to_pettingzoo``).
+
+    ``chance_outcomes``, when given (games small enough to enumerate: matrix games, poker),
+    returns every ``(state, TimeStep)`` pair that ``reset`` can return, stacked on a leading
+    axis ``[C]``, and their probabilities ``f32[C]``: ``reset(key)`` draws outcome ``c`` with
+    probability ``p[c]``, and ``step_without_reset`` is deterministic (all chance, e.g. the
+    deal of the cards, happens at reset). :func:`jmarl.nash_conv` walks the game tree from
+    these states.
     """
 
     spec: EnvSpec
     reset: ResetFn
     step: StepFn
     step_without_reset: StepFn | None = None
+    chance_outcomes: ChanceFn | None = None
 
 
 def auto_reset(reset: ResetFn, step: StepFn) -> StepFn:

@@ -21,9 +21,12 @@ import numpy as np
 
 from jmarl.agents.sharing import make_policy_mapping
 from jmarl.algos.base import Trainer, TrainerState
+from jmarl.algos.ppo.config import PPOConfig
 from jmarl.env.base import Env
 from jmarl.env.registry import make
 from jmarl.eval.evaluate import EVAL_CHUNK, evaluate_in_chunks, make_evaluate
+from jmarl.eval.nash_conv import make_nash_conv
+from jmarl.eval.policies import actor_critic_policy, greedy_policy
 from jmarl.run.checkpoint import (
     CHECKPOINT_NAME,
     CheckpointError,
@@ -189,4 +192,29 @@ def evaluate_run(
     }
     if cfg.seeds > 1:
         out["episode_return_per_seed"] = [float(x) for x in np.mean(res.returns, axis=1)]
+    out.update(nash_conv_report(env, trainer, params, cfg.seeds, deterministic))
+    return out
+
+
+def nash_conv_report(
+    env: Env, trainer: Trainer, params: Any, seeds: int, deterministic: bool
+) -> dict[str, Any]:
+    """``{"nash_conv": mean over seeds[, "nash_conv_per_seed": [...]]}`` for two-player games
+    that :func:`jmarl.nash_conv` enumerates (matrix games, poker) and feed-forward policies;
+    ``{}`` otherwise. The policy is the exact IPPO/MAPPO action distribution, or the greedy
+    action (other algorithms, or ``deterministic``). ``params`` has a leading seed axis."""
+    if env.chance_outcomes is None or env.spec.num_agents != 2:
+        return {}
+    if jax.tree.leaves(trainer.init_carry(1)):  # recurrent: a policy of more than the obs
+        return {}
+    exact = isinstance(trainer.config, PPOConfig) and not deterministic
+    build = actor_critic_policy if exact else greedy_policy
+    nash_conv = make_nash_conv(env)
+    per_seed = [
+        nash_conv(build(trainer, jax.tree.map(lambda x, s=s: x[s], params), env.spec))
+        for s in range(seeds)
+    ]
+    out: dict[str, Any] = {"nash_conv": float(np.mean(per_seed))}
+    if seeds > 1:
+        out["nash_conv_per_seed"] = per_seed
     return out

@@ -34,7 +34,9 @@ def check_env(env: Env, key: PRNGKey, num_steps: int = 50) -> None:
     ``num_steps`` steps under ``lax.scan`` has finite rewards and no NaN, and is reproducible
     from the same key; episodes never run past ``spec.max_steps`` and, after auto-reset, start
     again (an episode that ends by truncation alone lasts exactly ``spec.max_steps`` steps);
-    ``vmap(reset)`` and ``vmap(step)`` agree with unbatched calls.
+    ``vmap(reset)`` and ``vmap(step)`` agree with unbatched calls. Where the env lists its
+    ``chance_outcomes``: their probabilities sum to 1, their TimeSteps are well formed and
+    ``reset`` returns one of them.
 
     :param env: the environment under test.
     :param key: PRNG key for resets, actions and steps.
@@ -48,6 +50,7 @@ def check_env(env: Env, key: PRNGKey, num_steps: int = 50) -> None:
     state, ts = reset(key_reset)
     _check_timestep(spec, ts, "reset")
     _check_obs_in_space(spec, ts.obs, "reset")
+    _check_chance_outcomes(env, state, ts)
     actions = sample_actions(key_act, spec, ts.action_mask)
     _check_step_carry(env, key_step, state, ts, actions)
     step = _check_single_trace(env, key_step, state, actions)
@@ -176,6 +179,24 @@ def _in_space(space: spaces.Space, x: PyTree) -> bool:
 def _check_obs_in_space(spec: EnvSpec, obs: PyTree, where: str) -> None:
     if not _in_space(spec.observation_space, obs):
         _fail(spec, f"{where} obs lie outside the observation space (or are NaN)")
+
+
+def _check_chance_outcomes(env: Env, state: PyTree, ts: TimeStep) -> None:
+    """``env.chance_outcomes()``: probabilities ``[C]`` summing to 1, TimeSteps ``[C]``, and
+    the reset ``(state, ts)`` is one of the outcomes."""
+    if env.chance_outcomes is None:
+        return
+    spec = env.spec
+    states, tss, probs = jax.device_get(env.chance_outcomes())
+    p = np.asarray(probs, np.float64)
+    if p.ndim != 1 or np.any(p < 0) or not np.isclose(p.sum(), 1.0, atol=1e-5):
+        _fail(spec, f"chance_outcomes probabilities must be [C], >= 0, sum 1; got {p}")
+    _check_timestep(spec, tss, "chance_outcomes", batch=(len(p),))
+    same = np.ones(len(p), bool)
+    for c, r in zip(jax.tree.leaves((states, tss)), jax.tree.leaves((state, ts)), strict=True):
+        same &= np.all(np.asarray(c).reshape(len(p), -1) == np.asarray(r).reshape(1, -1), axis=1)
+    if not same.any():
+        _fail(spec, "reset returned a (state, TimeStep) that is not among env.chance_outcomes()")
 
 
 def _check_step_carry(env: Env, key: PRNGKey, state: PyTree, ts: TimeStep, actions: PyTree) -> None:
