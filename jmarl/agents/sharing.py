@@ -283,3 +283,17 @@ def where_blocks(flags: tuple[Array, ...], new: tuple, old: tuple) -> tuple:
     return tuple(
         jax.tree.map(lambda a, b, f=f: pick(f, a, b), n, o) for f, n, o in zip(flags, new, old)
     )
+
+
+def where_block_trees(flags: tuple[Array, ...], new: PyTree, old: PyTree, blocks: tuple) -> PyTree:
+    """:func:`where_blocks` applied to every subtree of ``new``/``old`` shaped like ``blocks``
+    (a tuple-of-blocks parameter tree), e.g. the Adam moments inside an optimizer state; other
+    leaves (step counters, other parameters) come from ``new``."""
+    shape = jax.tree.structure(blocks)
+
+    def is_blocks(x: PyTree) -> bool:
+        return isinstance(x, tuple) and bool(jax.tree.structure(x) == shape)  # type: ignore[operator]
+
+    return jax.tree.map(
+        lambda n, o: where_blocks(flags, n, o) if is_blocks(n) else n, new, old, is_leaf=is_blocks
+    )

@@ -27,7 +27,7 @@ from jmarl.env.base import TimeStep
 from jmarl.env.games.two_step import OPTIMAL_RETURN, SAFE_RETURN
 from jmarl.env.memory import memoryless_bound
 from jmarl.eval.evaluate import make_evaluate
-from jmarl.testing import check_algorithm, make_probe_env
+from jmarl.testing import check_algorithm, make_probe_env, tiny_config
 
 # --- replay buffer ---------------------------------------------------------------------------
 
@@ -304,3 +304,36 @@ def test_the_buffer_stores_the_global_state_only_for_a_mixer_that_reads_it(
     trainer = make(env, cfg, 10_000, jmarl.make_policy_mapping(env.spec, "shared"))
     items = jax.eval_shape(trainer.init_learner, jax.random.key(0)).replay.items
     assert items.state.shape == (64, width) and items.next_state.shape == (64, width)
+
+
+@pytest.mark.parametrize(("algo", "opt"), [("vdn", "opt_state"), ("maddpg", "actor_opt")])
+def test_a_frozen_policy_keeps_its_adam_moments_while_the_others_train(algo: str, opt: str) -> None:
+    """Custom mapping on the probe env: agents 0 and 2 share policy ``even`` (frozen), agent 1
+    has its own; all train one step (non-zero moments), then ``even`` is frozen: after two more
+    steps its parameters and Adam moments are bit-identical while the other policy's moved."""
+    env = make_probe_env(num_agents=3)
+    algorithm = jmarl.ALGORITHMS[algo]
+    cfg = algorithm.configure(tiny_config(algorithm.defaults))
+    mapping = jmarl.make_policy_mapping(
+        env.spec, "custom", policy_mapping_fn=lambda a: a if a == "agent_1" else "even"
+    )
+    trainer = algorithm.make(env, cfg, 3 * cfg.num_envs * cfg.rollout_length, mapping)
+    step = jax.jit(trainer.step)
+    state = step(jax.jit(trainer.init)(jax.random.key(0)))[0]  # every policy trains once
+    trainable = jnp.asarray([p != "even" for p in mapping.policy_ids])
+    state = state._replace(learner=state.learner._replace(trainable=trainable))
+    before, after = state.learner, step(step(state)[0])[0].learner
+    even = [b.policy_ids[0] for b in mapping.blocks].index("even")
+    weights = lambda s: trainer.acting_params(s)[0]
+    shape = jax.tree.structure(weights(before))
+    is_blocks = lambda t: isinstance(t, tuple) and jax.tree.structure(t) == shape
+    moments = lambda s: [
+        t[even] for t in jax.tree.leaves(getattr(s, opt), is_leaf=is_blocks) if is_blocks(t)
+    ]
+    assert len(moments(before)) == 2  # Adam's mu and nu
+    jax.tree.map(np.testing.assert_array_equal, moments(before), moments(after))
+    jax.tree.map(np.testing.assert_array_equal, weights(before)[even], weights(after)[even])
+    moved = jax.tree.leaves(
+        jax.tree.map(np.array_equal, weights(before)[1 - even], weights(after)[1 - even])
+    )
+    assert not all(moved)

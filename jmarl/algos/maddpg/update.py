@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jmarl.agents.sharing import PolicyMapping, block_flags, where_blocks
+from jmarl.agents.sharing import PolicyMapping, block_flags, where_block_trees, where_blocks
 from jmarl.algos.base import Metrics, Transition
 from jmarl.algos.maddpg.config import MADDPGConfig
 from jmarl.algos.maddpg.networks import MADDPGNetworks
@@ -46,7 +46,8 @@ class MADDPGActing(NamedTuple):
 class MADDPGState(NamedTuple):
     """The learner state: acting parameters, critics, target actors and critics, the two
     optimizer states, the replay buffer, the update counter and ``trainable`` ``bool[P]``
-    (a policy whose flag is False keeps its actor and critic bit-identical)."""
+    (a policy whose flag is False keeps its actor, critic and their Adam moments
+    bit-identical; its gradients stay out of the clipping norms)."""
 
     acting: MADDPGActing
     critic: tuple[Params, ...]
@@ -102,6 +103,11 @@ def actor_loss(
     return -masked_mean(q, batch.alive) + action_reg * jnp.mean(jnp.square(out))
 
 
+def frozen_out(flags: tuple[Array, ...], grads: tuple[Params, ...]) -> tuple[Params, ...]:
+    """``grads`` with the frozen blocks' zeroed (they stay out of the clipping norm)."""
+    return where_blocks(flags, grads, jax.tree.map(jnp.zeros_like, grads))
+
+
 Learn = Callable[[MADDPGState, Transition, TimeStep, PRNGKey], tuple[MADDPGState, Metrics]]
 
 
@@ -121,16 +127,23 @@ def make_learn(
         k_batch, k_relax = jax.random.split(key)
         batch = sample(state.replay, k_batch, cfg.batch_size)
         flags = block_flags(mapping, state.trainable)
+        critic0 = state.critic
         (c_loss, q_mean), c_grads = jax.value_and_grad(critic_loss, has_aux=True)(
             state.critic, state, batch, nets, cfg.gamma
         )
-        c_updates, critic_opt_state = critic_opt.update(c_grads, state.critic_opt, state.critic)
+        c_updates, critic_opt_state = critic_opt.update(
+            frozen_out(flags, c_grads), state.critic_opt, state.critic
+        )
+        critic_opt_state = where_block_trees(flags, critic_opt_state, state.critic_opt, critic0)
         critic = where_blocks(flags, optax.apply_updates(state.critic, c_updates), state.critic)
         actor = state.acting.actor
         a_loss, a_grads = jax.value_and_grad(actor_loss)(
             actor, critic, batch, k_relax, nets, cfg.action_reg
         )
-        a_updates, actor_opt_state = actor_opt.update(a_grads, state.actor_opt, actor)
+        a_updates, actor_opt_state = actor_opt.update(
+            frozen_out(flags, a_grads), state.actor_opt, actor
+        )
+        actor_opt_state = where_block_trees(flags, actor_opt_state, state.actor_opt, actor)
         actor = where_blocks(flags, optax.apply_updates(actor, a_updates), actor)
         new = state._replace(
             acting=state.acting._replace(actor=actor),

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jmarl.agents.sharing import PolicyMapping, block_flags, where_blocks
+from jmarl.agents.sharing import PolicyMapping, block_flags, where_block_trees, where_blocks
 from jmarl.algos.base import Metrics, Transition
 from jmarl.algos.qlearning.config import QConfig
 from jmarl.algos.qlearning.losses import q_loss
@@ -35,7 +35,8 @@ class QState(NamedTuple):
     ``target`` the target networks; ``replay`` the buffer of
     :class:`~jmarl.algos.replay.ReplayItem` s; ``updates`` and ``grad_steps`` ``i32[]``
     counters; ``trainable`` ``bool[P]`` (``mapping.policy_ids`` order): a policy whose flag
-    is False keeps its parameters bit-identical.
+    is False keeps its parameters and Adam moments bit-identical, and its gradients stay out
+    of the clipping norm (the mixer always trains).
     """
 
     acting: QActing
@@ -114,9 +115,12 @@ def make_learn(
         (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params, state.target, batch
         )
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
         flags = block_flags(mapping, state.trainable)
+        zeros = jax.tree.map(jnp.zeros_like, grads.agents)  # frozen: out of the clipping norm
+        grads = grads._replace(agents=where_blocks(flags, grads.agents, zeros))
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        opt_state = where_block_trees(flags, opt_state, state.opt_state, state.params.agents)
+        params = optax.apply_updates(state.params, updates)
         params = params._replace(agents=where_blocks(flags, params.agents, state.params.agents))
         steps = state.grad_steps + 1
         refresh = steps % cfg.target_update_interval == 0
