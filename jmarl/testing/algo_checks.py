@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jmarl.agents.sharing import make_policy_mapping
-from jmarl.algos.base import Algorithm, Trainer
+from jmarl.algos.base import Algorithm, Trainer, TrainOutput
 from jmarl.env import spaces
 from jmarl.env.base import Env
 from jmarl.eval.evaluate import make_evaluate
@@ -208,7 +208,17 @@ def check_algorithm(
     steps_per_update = algorithm.make(env, cfg, 1, mapping).steps_per_update
     trainer = algorithm.make(env, cfg, updates * steps_per_update, mapping)
     assert trainer.num_updates == updates, f"{trainer.num_updates} updates, expected {updates}"
-    train = jax.jit(trainer.train)
+    init = jax.jit(trainer.init)
+
+    def train(key: Any) -> TrainOutput:
+        # init, then the step compiled by _check_step: the same program as train's scan of
+        # steps, without compiling a second whole-training program
+        state, rows = init(key), []
+        for _ in range(trainer.num_updates):
+            state, metrics = step(state)
+            rows.append(metrics)
+        return TrainOutput(state, jax.tree.map(lambda *xs: jnp.stack(xs), *rows))
+
     step = _check_step(trainer)
     _check_train(trainer, train)
     _check_act(trainer, env)

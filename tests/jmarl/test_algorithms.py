@@ -116,19 +116,24 @@ def toy() -> Iterator[Algorithm]:
     unregister(TOY.name)
 
 
-# ``shared`` (one block: the rows fast path) and ``custom`` (a shared and a stacked block side
-# by side) take every code path of ``jmarl.share``; the other modes run with ``-m slow``.
-CI_SHARING = ("shared", "custom")
+# ``custom`` (a shared and a stacked block side by side) for every algorithm, and ``shared``
+# (one block: the rows fast path) for one algorithm of each implementation family, take every
+# code path of ``jmarl.share`` in CI; the other pairs run with ``-m slow``.
+CI_PAIRS = {(name, "custom") for name in jmarl.ALGORITHMS} | {
+    ("mappo", "shared"),
+    ("qmix", "shared"),
+    ("maddpg", "shared"),
+}
 
 
 @pytest.mark.parametrize(
-    "sharing",
+    ("name", "sharing"),
     [
-        m if m in CI_SHARING else pytest.param(m, marks=pytest.mark.slow)
+        (n, m) if (n, m) in CI_PAIRS else pytest.param(n, m, marks=pytest.mark.slow)
+        for n in jmarl.ALGORITHMS
         for m in jmarl.SHARING_MODES
     ],
 )
-@pytest.mark.parametrize("name", list(jmarl.ALGORITHMS))
 def test_every_algorithm_passes_the_conformance_check(name: str, sharing: str) -> None:
     check_algorithm(jmarl.ALGORITHMS[name], sharing=sharing)
 

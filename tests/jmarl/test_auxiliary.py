@@ -107,7 +107,7 @@ def ippo_om() -> Iterator[Algorithm]:
     unregister(algo.name)
 
 
-@pytest.mark.parametrize("sharing", ["shared", "custom"])
+@pytest.mark.parametrize("sharing", [pytest.param("shared", marks=pytest.mark.slow), "custom"])
 def test_a_variant_with_an_opponent_model_passes_the_conformance_check(
     ippo_om: Algorithm, sharing: str
 ) -> None:

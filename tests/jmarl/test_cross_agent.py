@@ -80,7 +80,10 @@ def test_mixing_parameters_follow_the_policy_mapping() -> None:
     assert jax.tree.leaves(stacked["mixer"])[0].shape[0] == ENV.spec.num_agents
 
 
-@pytest.mark.parametrize(("algo", "sharing"), [("ippo", "grouped"), ("mappo", "custom")])
+@pytest.mark.parametrize(
+    ("algo", "sharing"),
+    [pytest.param("ippo", "grouped", marks=pytest.mark.slow), ("mappo", "custom")],
+)
 def test_ppo_with_a_mixing_critic_passes_the_conformance_check(algo: str, sharing: str) -> None:
     cfg = jmarl.PPOConfig(critic_mixing="attention" if algo == "ippo" else "mean")
     check_algorithm(jmarl.ALGORITHMS[algo], cfg=cfg, sharing=sharing)

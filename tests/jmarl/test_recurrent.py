@@ -32,8 +32,16 @@ REC = jmarl.PPOConfig(
 )
 
 
-@pytest.mark.parametrize("sharing", ["shared", "custom"])
-@pytest.mark.parametrize("algo", ["ippo", "mappo"])
+# CI checks mappo under custom sharing (a shared and a stacked block); the rest run with -m slow
+@pytest.mark.parametrize(
+    ("algo", "sharing"),
+    [
+        ("mappo", "custom"),
+        pytest.param("mappo", "shared", marks=pytest.mark.slow),
+        pytest.param("ippo", "shared", marks=pytest.mark.slow),
+        pytest.param("ippo", "custom", marks=pytest.mark.slow),
+    ],
+)
 def test_recurrent_ppo_passes_the_conformance_check(algo: str, sharing: str) -> None:
     check_algorithm(jmarl.ALGORITHMS[algo], cfg=REC, sharing=sharing)
 
