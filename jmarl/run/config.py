@@ -24,6 +24,7 @@ from jmarl.config_check import (
 )
 from jmarl.env.registry import check_name
 from jmarl.env.registry import factory as env_factory
+from jmarl.modes import MODES
 
 PETTINGZOO_PREFIX = "pettingzoo:"
 DEFAULT_ALGO = "mappo"
@@ -59,6 +60,10 @@ class RunConfig:
     :param logger: metric loggers beside ``metrics.jsonl`` (always written): ``tensorboard``
         writes TensorBoard event files to ``OUT/tensorboard`` (needs ``tensorboardX``:
         ``pip install 'jmarl[tensorboard]'``). Repeat the flag for several.
+    :param mode: ``simultaneous`` (every policy learns every update) or ``sequential`` (one
+        policy learns while the others stay frozen, round-robin; needs several policies, i.e.
+        independent, grouped or custom sharing; JAX envs only).
+    :param turn_length: updates per policy turn in ``sequential`` mode.
     :param out: output folder (default: a new folder under ``runs/``).
     :param agent_groups: group -> agent ids, for ``sharing=grouped`` only (config file only).
     :param policy_mapping: agent id -> policy id, for ``sharing=custom`` only (config file
@@ -82,6 +87,8 @@ class RunConfig:
     log_every: int = 0
     checkpoint_every: int = 0
     logger: tuple[str, ...] = ()
+    mode: str = "simultaneous"
+    turn_length: int = 10
     out: str | None = None
     agent_groups: dict[str, list[str]] | None = None
     policy_mapping: dict[str, str] | None = None
@@ -108,6 +115,7 @@ class RunConfig:
         else:
             _resolve_jax_env_settings(self)
         check_range(self, "checkpoint_every", 0)
+        _check_mode(self)
         _check_loggers(self.logger)
         algo_config = self.algo_config if self.algo_config is not None else algorithm.defaults
         if not isinstance(algo_config, algorithm.config):
@@ -130,6 +138,24 @@ class RunConfig:
 LOGGERS = ("tensorboard",)
 # Settings that do not change what a run computes: a resumed run may change them.
 RESUME_FREE_FIELDS = ("out", "checkpoint_every", "logger")
+
+
+def _check_mode(cfg: RunConfig) -> None:
+    if cfg.mode not in MODES:
+        raise ConfigError(f"unknown --mode {cfg.mode!r}; choose from {list(MODES)}")
+    check_range(cfg, "turn_length", 1)
+    if cfg.mode == "sequential" and cfg.sharing == "shared":
+        raise ConfigError(
+            "--mode sequential takes turns between policies; --sharing shared has one: use "
+            "independent, grouped or custom"
+        )
+    if cfg.mode != "sequential" and cfg.turn_length != RunConfig.turn_length:
+        raise ConfigError("--turn-length is only used with --mode sequential")
+    if cfg.mode != "simultaneous" and cfg.env.startswith(PETTINGZOO_PREFIX):
+        raise ConfigError(
+            f"--mode {cfg.mode} runs inside the jitted program of JAX envs; PettingZoo envs "
+            "train simultaneously"
+        )
 
 
 def _check_loggers(loggers: Any) -> None:

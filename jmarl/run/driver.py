@@ -27,6 +27,7 @@ from jmarl.env.registry import make
 from jmarl.eval.evaluate import EVAL_CHUNK, evaluate_in_chunks, make_evaluate
 from jmarl.eval.nash_conv import make_nash_conv
 from jmarl.eval.policies import actor_critic_policy, greedy_policy
+from jmarl.modes import apply_mode
 from jmarl.run.checkpoint import (
     CHECKPOINT_NAME,
     CheckpointError,
@@ -62,9 +63,11 @@ def build_mapping_fn(cfg: RunConfig) -> Callable[[str], str] | None:
 
 
 def build_trainer(cfg: RunConfig, env: Env) -> Trainer:
-    """The trainer of ``cfg.algo`` for ``env``, with the agent -> policy mapping of ``cfg``."""
+    """The trainer of ``cfg.algo`` for ``env``, with the agent -> policy mapping of ``cfg``, in
+    ``cfg.mode``."""
     mapping = make_policy_mapping(env.spec, cfg.sharing, cfg.agent_groups, build_mapping_fn(cfg))
-    return cfg.algorithm.make(env, cfg.algo_config, cfg.steps, mapping)
+    trainer = cfg.algorithm.make(env, cfg.algo_config, cfg.steps, mapping)
+    return apply_mode(trainer, cfg.mode, cfg.turn_length)
 
 
 def chunk_length(num_updates: int, log_every: int) -> int:

@@ -1,0 +1,102 @@
+"""Training modes: ``sequential`` trains one policy at a time while the others stay
+bit-identical (parameters and optimizer moments), for every algorithm with ``trainable``
+flags; bad modes and settings exit 2 with one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+import jmarl
+from jmarl.cli import main
+from jmarl.config_check import ConfigError
+from jmarl.modes import sequential
+from jmarl.testing import make_probe_env, tiny_config
+
+
+def _blocks_equal(a: object, b: object) -> bool:
+    return all(jax.tree.leaves(jax.tree.map(np.array_equal, a, b)))
+
+
+@pytest.mark.parametrize("algo", ["ippo", "vdn", "maddpg"])
+def test_only_the_policy_whose_turn_it_is_changes(algo: str) -> None:
+    """Independent sharing over 3 agents (one stacked block of 3 policies), turns of 2
+    updates: after each update, only the learning policy's row of every parameter (and of the
+    whole learner's parameter-shaped state) may differ."""
+    env = make_probe_env(num_agents=3)
+    algorithm = jmarl.ALGORITHMS[algo]
+    cfg = algorithm.configure(tiny_config(algorithm.defaults))
+    mapping = jmarl.make_policy_mapping(env.spec, "independent")
+    inner = algorithm.make(env, cfg, 6 * cfg.num_envs * cfg.rollout_length, mapping)
+    trainer = sequential(inner, turn_length=2)
+    step = jax.jit(trainer.step)
+    state = jax.jit(trainer.init)(jax.random.key(0))
+    weights = lambda s: trainer.acting_params(s.learner)[0][0]
+    turns = []
+    for _ in range(6):
+        new, metrics = step(state)
+        turn = int(metrics["learning_policy"])
+        turns.append(turn)
+        for k in range(3):
+            same = _blocks_equal(
+                jax.tree.map(lambda x, k=k: x[k], weights(state)),
+                jax.tree.map(lambda x, k=k: x[k], weights(new)),
+            )
+            assert same == (k != turn), (k, turn)
+        state = new
+    assert turns == [0, 0, 1, 1, 2, 2]
+
+
+def test_a_whole_sequential_run_trains_in_one_program() -> None:
+    env = make_probe_env(num_agents=2)
+    cfg = jmarl.PPOConfig(num_envs=2, rollout_length=3, num_minibatches=1, num_epochs=1)
+    trainer = sequential(jmarl.make_ppo(env, cfg, 36, sharing="independent"), turn_length=2)
+    out = jax.jit(jax.vmap(trainer.train))(jax.random.split(jax.random.key(0), 2))
+    assert out.metrics["learning_policy"].tolist() == [[0, 0, 1, 1, 0, 0]] * 2
+
+
+def test_sequential_needs_several_policies_and_turns_that_fit() -> None:
+    env = make_probe_env(num_agents=2)
+    cfg = jmarl.PPOConfig(num_envs=2, rollout_length=3, num_minibatches=1, num_epochs=1)
+    with pytest.raises(ConfigError, match="the mapping has one"):
+        sequential(jmarl.make_ppo(env, cfg, 60, sharing="shared"), turn_length=2)
+    with pytest.raises(ConfigError, match="some policy would never learn"):
+        sequential(jmarl.make_ppo(env, cfg, 60, sharing="independent"), turn_length=10)
+
+
+@pytest.mark.parametrize(
+    ("flags", "words"),
+    [
+        (["--mode", "league"], "unknown --mode 'league'"),
+        (["--mode", "sequential"], "--sharing shared has one"),
+        (["--turn-length", "5"], "--turn-length is only used with --mode sequential"),
+        (
+            ["--mode", "sequential", "--sharing", "independent", "--turn-length", "0"],
+            "--turn-length",
+        ),
+        (
+            ["--mode", "sequential", "--env", "pettingzoo:pettingzoo.mpe.simple_spread_v3"],
+            "PettingZoo envs train simultaneously",
+        ),
+    ],
+)
+def test_bad_modes_exit_2_with_one_line(
+    flags: list[str], words: str, tmp_path: Path, capsys
+) -> None:
+    assert main(["train", *flags, "--steps", "1000", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0], err
+    assert not (tmp_path / "run").exists()
+
+
+def test_jmarl_train_runs_sequential_mode(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    argv = ["train", "--mode", "sequential", "--sharing", "independent", "--turn-length", "1"]
+    argv += ["--agents", "2", "--steps", "1200", "--num-envs", "4", "--rollout-length", "100"]
+    assert main([*argv, "--num-minibatches", "1", "--out", str(out), "--quiet"]) == 0
+    rows = (out / "metrics.jsonl").read_text().splitlines()
+    assert [int(json.loads(r)["learning_policy"]) for r in rows] == [0, 1, 0]
