@@ -79,7 +79,14 @@ def test_sequential_needs_several_policies_and_turns_that_fit() -> None:
             "--turn-length",
         ),
         (
-            ["--mode", "sequential", "--env", "pettingzoo:pettingzoo.mpe.simple_spread_v3"],
+            [
+                "--mode",
+                "sequential",
+                "--sharing",
+                "independent",
+                "--env",
+                "pettingzoo:mpe2.simple_spread_v3",
+            ],
             "PettingZoo envs train simultaneously",
         ),
     ],
