@@ -119,6 +119,14 @@ def compute_gae(traj: Transition, last_value: Array, cfg: PPOConfig) -> tuple[Ar
     return adv, adv + value
 
 
+def shuffle(key: PRNGKey, size: int) -> Array:
+    """A uniformly random permutation of ``range(size)``: one argsort of random 32-bit keys
+    (``jax.random.permutation`` sorts twice; this is ~6% faster for a whole IPPO training loop
+    at 64 envs x 50 steps on 2 CPU cores). Ties between keys (probability ~ size^2 / 2^33) keep
+    index order, a negligible bias."""
+    return jnp.argsort(jax.random.bits(key, (size,)))
+
+
 def _minibatches(batch: PPOBatch, key: PRNGKey, num_minibatches: int) -> PPOBatch:
     """``[T, E, ...]`` -> shuffled ``[M, T*E/M, ...]`` (agents of a step stay together)."""
 
@@ -127,14 +135,14 @@ def _minibatches(batch: PPOBatch, key: PRNGKey, num_minibatches: int) -> PPOBatc
 
     flat_batch = jax.tree.map(flat, batch)
     size = jax.tree.leaves(flat_batch)[0].shape[0]
-    perm = jax.random.permutation(key, size)
+    perm = shuffle(key, size)
     return jax.tree.map(lambda x: x[perm].reshape((num_minibatches, -1, *x.shape[1:])), flat_batch)
 
 
 def _sequence_minibatches(batch: PPOBatch, key: PRNGKey, num_minibatches: int) -> PPOBatch:
     """``[T, E, ...]`` -> ``[M, T, E/M, ...]``: whole sequences of shuffled envs."""
     num_envs = jax.tree.leaves(batch)[0].shape[1]
-    perm = jax.random.permutation(key, num_envs)
+    perm = shuffle(key, num_envs)
 
     def split(x: Array) -> Array:
         x = x[:, perm].reshape((x.shape[0], num_minibatches, -1, *x.shape[2:]))
