@@ -208,6 +208,7 @@ def check_algorithm(
     steps_per_update = algorithm.make(env, cfg, 1, mapping).steps_per_update
     trainer = algorithm.make(env, cfg, updates * steps_per_update, mapping)
     assert trainer.num_updates == updates, f"{trainer.num_updates} updates, expected {updates}"
+    step = _check_step(trainer)
     init = jax.jit(trainer.init)
 
     def train(key: Any) -> TrainOutput:
@@ -219,7 +220,6 @@ def check_algorithm(
             rows.append(metrics)
         return TrainOutput(state, jax.tree.map(lambda *xs: jnp.stack(xs), *rows))
 
-    step = _check_step(trainer)
     _check_train(trainer, train)
     _check_act(trainer, env)
     _check_checkpoint(trainer, env, train)
