@@ -155,6 +155,19 @@ def example_item(spec: EnvSpec, mask_width: int, with_state: bool = True) -> Rep
     return first(rollout_items(traj, last, mask_width, with_state))
 
 
+def check_simultaneous(spec: EnvSpec, algo: str) -> None:
+    """Refuses turn-based games: a replay item pairs each step with the *next* step's
+    observation, where in a turn-based game the agent does not act (no legal action to
+    bootstrap from) and the opponent's reply (e.g. the move that beats it) is not credited
+    to it. Train those with ``ippo`` / ``mappo``, whose advantages follow each agent's own
+    actions."""
+    if spec.turn_based:
+        raise ConfigError(
+            f"--algo {algo} learns from one-step replay transitions, which do not follow "
+            f"turns; {spec.name!r} is turn-based: use --algo ippo or mappo"
+        )
+
+
 def check_capacity(transitions_per_update: int, buffer_size: int) -> None:
     """A :class:`ConfigError` when one update stores more transitions than the buffer holds."""
     if transitions_per_update > buffer_size:

@@ -57,6 +57,11 @@ class EnvSpec:
     :param agent_observation_spaces: each agent's own observation space (defaults to
         ``observation_space`` for every agent).
     :param agent_action_spaces: each agent's own action space (same default).
+    :param turn_based: agents take turns (only the acting agent is ``alive`` on a step); a
+        reward reaching an agent between its actions is credited to its last action
+        (:mod:`jmarl.ops.turns`).
+    :param zero_sum: a two-player game whose rewards sum to zero on every step, so one
+        player's win is the other's loss (self-play win rates, leagues, NashConv).
     """
 
     name: str
@@ -67,6 +72,8 @@ class EnvSpec:
     max_steps: int
     agent_observation_spaces: tuple[Space, ...] = field(default=())
     agent_action_spaces: tuple[Space, ...] = field(default=())
+    turn_based: bool = False
+    zero_sum: bool = False
 
     def __post_init__(self) -> None:
         n = len(self.agent_ids)

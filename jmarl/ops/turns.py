@@ -102,3 +102,39 @@ def credit_to_last_action(reward: Array, discount: Array, alive: Array) -> TurnC
         discount=jnp.where(alive, going_on, 1.0),
         next_step=nxt.astype(jnp.int32),
     )
+
+
+def turn_gae_advantages(
+    reward: Array, discount: Array, alive: Array, values: Array, gamma: float, lambda_: float
+) -> Array:
+    """GAE along each agent's own actions, with rewards credited by
+    :func:`credit_to_last_action`: for an action at ``t`` whose agent next acts at ``t'``::
+
+        delta_t = reward'[t] + gamma * discount'[t] * V[t'] - V[t]
+        A_t     = delta_t + gamma * lambda * discount'[t] * A_{t'}
+
+    (``V[T]``, ``A_T = 0`` past the trajectory). When every agent acts on every step this is
+    :func:`jmarl.ops.returns.gae_advantages` with discounts ``gamma * discount``.
+
+    :param reward: ``f32[T, ...]``; ``discount``: ``[T, ...]`` 0 where the agent's episode
+        ended on the transition; ``alive``: ``bool[T, ...]`` the agent acted.
+    :param values: ``[T + 1, ...]`` values of every row (gradients stopped); rows where the
+        agent does not act are never read.
+    :returns: ``f32[T, ...]`` advantages, 0 where the agent does not act.
+    """
+    credit = credit_to_last_action(reward, discount, alive)
+    values = jax.lax.stop_gradient(jnp.asarray(values, jnp.float32))
+    if values.shape != (reward.shape[0] + 1, *reward.shape[1:]):
+        raise ValueError(f"values must have shape [T + 1, ...], got {values.shape}")
+
+    def body(nxt: tuple[Array, Array], row: tuple[Array, ...]) -> tuple[Array, Array]:
+        r, d, acts, v = row
+        next_value, next_adv = nxt  # of the agent's next action (or the bootstrap row)
+        delta = r + gamma * d * next_value - v
+        adv = jnp.where(acts, delta + gamma * lambda_ * d * next_adv, 0.0)
+        return (jnp.where(acts, v, next_value), jnp.where(acts, adv, next_adv)), adv
+
+    init = (values[-1], jnp.zeros_like(values[-1]))
+    rows = (credit.reward, credit.discount, jnp.asarray(alive, bool), values[:-1])
+    _, adv = jax.lax.scan(body, init, rows, reverse=True)
+    return adv

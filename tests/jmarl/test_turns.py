@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import jmarl
-from jmarl.ops.turns import credit_to_last_action
+from jmarl.ops.returns import gae_advantages
+from jmarl.ops.turns import credit_to_last_action, turn_gae_advantages
 from jmarl.testing.env_checks import sample_actions
 
 A, B = (True, False), (False, True)  # alive rows: player 0 acts, player 1 acts
@@ -96,3 +97,66 @@ def test_kuhn_rollout_every_reward_lands_on_an_own_move() -> None:
     # a credited transition ends (discount 0) exactly at each agent's last move of a game
     ends = np.asarray(got.discount == 0)
     assert ends.sum() == 2 * int(done.sum()) and np.all(np.asarray(alive)[ends])
+
+
+def test_turn_gae_follows_each_agents_own_moves() -> None:
+    # 0 moves, 1 moves, 0 moves and wins; gamma 0.9, lambda 0.5, hand-computed per agent
+    reward = jnp.array([[0.0, 0.0], [0.0, 0.0], [1.0, -1.0]])
+    discount = jnp.array([[1.0, 1.0], [1.0, 1.0], [0.0, 0.0]])
+    alive = jnp.array([A, B, A])
+    values = jnp.array([[0.1, 0.2], [0.3, 0.4], [0.5, 0.6], [0.7, 0.8]])
+    adv = np.asarray(turn_gae_advantages(reward, discount, alive, values, 0.9, 0.5))
+    a2 = 1.0 - 0.5  # player 0's winning move ends the game
+    a0 = (0.0 + 0.9 * 0.5 - 0.1) + 0.9 * 0.5 * a2  # its first move bootstraps from step 2
+    a1 = -1.0 - 0.4  # the loser's move at step 1 receives the -1 of step 2
+    np.testing.assert_allclose(adv, [[a0, 0.0], [0.0, a1], [a2, 0.0]], rtol=1e-6)
+
+
+def test_turn_gae_bootstraps_past_the_window_and_equals_gae_when_all_act() -> None:
+    # player 1's move at step 1 has no next own move inside the window: V[T] bootstraps
+    reward, discount = jnp.zeros((2, 2)), jnp.ones((2, 2))
+    values = jnp.array([[0.0, 0.0], [0.0, 0.3], [0.0, 2.0]])
+    adv = turn_gae_advantages(reward, discount, jnp.array([A, B]), values, 0.9, 1.0)
+    np.testing.assert_allclose(adv[1, 1], 0.9 * 2.0 - 0.3, rtol=1e-6)
+    # everyone acting on every step: the usual GAE
+    key = jax.random.key(3)
+    reward = jax.random.normal(key, (6, 4, 3))
+    discount = (jax.random.uniform(jax.random.fold_in(key, 1), (6, 4, 3)) > 0.2).astype(float)
+    values = jax.random.normal(jax.random.fold_in(key, 2), (7, 4, 3))
+    got = turn_gae_advantages(reward, discount, jnp.ones((6, 4, 3), bool), values, 0.95, 0.9)
+    want = gae_advantages(reward, 0.95 * discount, values, 0.9)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_ppo_on_a_turn_based_game_uses_the_turn_advantages() -> None:
+    # kuhn poker rollout: PPO's advantages are the per-agent turn GAE, not step-wise GAE
+    from jmarl.algos.ppo.update import compute_gae
+    from jmarl.algos.rollout import init_rollout_state, make_rollout
+
+    env = jmarl.make("kuhn_poker")
+    cfg = jmarl.PPOConfig(num_envs=4, rollout_length=9, num_minibatches=1, num_epochs=1)
+    trainer = jmarl.make_ppo(env, cfg, cfg.steps_per_update)
+    params = trainer.acting_params(trainer.init_learner(jax.random.key(0)))
+    rs = init_rollout_state(env, jax.random.key(1), cfg.num_envs)
+    _, traj = make_rollout(env, trainer.act, cfg.rollout_length)(params, rs, jax.random.key(2))
+    last = jnp.zeros_like(traj.reward[0])
+    adv, _ = compute_gae(traj, last, cfg, env.spec.turn_based)
+    values = jnp.concatenate([traj.extras["value"], last[None]])
+    want = turn_gae_advantages(
+        traj.reward, traj.discount, traj.alive, values, cfg.gamma, cfg.gae_lambda
+    )
+    np.testing.assert_allclose(adv, want, rtol=1e-6)
+    assert env.spec.turn_based and env.spec.zero_sum
+    # a loser's last bet is scored: some acting row has a negative advantage from a -1 or -2
+    assert float(jnp.min(jnp.where(traj.alive, adv, 0.0))) < -0.5
+
+
+def test_replay_algorithms_refuse_turn_based_games() -> None:
+    from jmarl.config_check import ConfigError
+
+    env = jmarl.make("tic_tac_toe")
+    for algo in ("iql", "vdn", "maddpg"):
+        spec = jmarl.ALGORITHMS[algo]
+        mapping = jmarl.make_policy_mapping(env.spec, "shared")
+        with pytest.raises(ConfigError, match="turn-based"):
+            spec.make(env, spec.defaults, 10_000, mapping)

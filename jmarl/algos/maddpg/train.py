@@ -25,7 +25,7 @@ from jmarl.algos.base import ActOutput, Carry, Trainer
 from jmarl.algos.maddpg.config import MADDPGConfig
 from jmarl.algos.maddpg.networks import MADDPGNetworks, make_networks
 from jmarl.algos.maddpg.update import MADDPGActing, MADDPGState, make_learn
-from jmarl.algos.replay import example_item, first_learning_update, init_replay
+from jmarl.algos.replay import check_simultaneous, example_item, first_learning_update, init_replay
 from jmarl.algos.rollout import make_trainer, no_carry, num_updates_for
 from jmarl.env.base import Env, TimeStep
 from jmarl.types import PRNGKey
@@ -53,9 +53,10 @@ def make(env: Env, cfg: MADDPGConfig, total_steps: int, mapping: PolicyMapping) 
     """Builds MADDPG training for ``env``.
 
     :param total_steps: env steps (per seed) to train for; rounded down to whole updates.
-    :raises ConfigError: unbounded or unsupported action spaces, or ``learning_starts`` too
-        late to learn.
+    :raises ConfigError: unbounded or unsupported action spaces, turn-based games, or
+        ``learning_starts`` too late to learn.
     """
+    check_simultaneous(env.spec, "maddpg")
     nets = make_networks(env.spec, mapping, cfg)
     num_updates = num_updates_for(cfg.steps_per_update, total_steps)
     start = first_learning_update(cfg.learning_starts, cfg.steps_per_update, num_updates, "maddpg")

@@ -146,7 +146,7 @@ def make(
     aux = build_auxiliaries(auxiliaries, env.spec, mapping)
     num_updates = num_updates_for(cfg.steps_per_update, total_steps)
     optimizer = make_optimizer(cfg, num_updates, aux)
-    update = make_update(ac, optimizer, cfg, mapping, aux)
+    update = make_update(ac, optimizer, cfg, mapping, aux, env.spec.turn_based)
     last_value_fn = make_last_value(ac)
 
     def init_learner(key: PRNGKey) -> TrainState:

@@ -17,6 +17,7 @@ from jmarl.algos.ppo.losses import PPOBatch, ppo_loss
 from jmarl.algos.ppo.networks import ActorCritic, ActorCriticParams
 from jmarl.config_check import INT32_MAX, ConfigError
 from jmarl.ops.returns import gae_advantages
+from jmarl.ops.turns import turn_gae_advantages
 from jmarl.types import Array, PRNGKey
 
 
@@ -111,11 +112,20 @@ def make_optimizer(
     return optax.multi_transform(transforms, labels)
 
 
-def compute_gae(traj: Transition, last_value: Array, cfg: PPOConfig) -> tuple[Array, Array]:
-    """Advantages and value targets ``f32[T, E, N]`` from a rollout and ``V(s_T)`` ``[E, N]``."""
+def compute_gae(
+    traj: Transition, last_value: Array, cfg: PPOConfig, turn_based: bool = False
+) -> tuple[Array, Array]:
+    """Advantages and value targets ``f32[T, E, N]`` from a rollout and ``V(s_T)`` ``[E, N]``;
+    ``turn_based``: along each agent's own actions, rewards credited to its last action
+    (:func:`jmarl.ops.turns.turn_gae_advantages`)."""
     value = traj.extras["value"]
     values = jnp.concatenate([value, last_value[None]], axis=0)
-    adv = gae_advantages(traj.reward, cfg.gamma * traj.discount, values, cfg.gae_lambda)
+    if turn_based:
+        adv = turn_gae_advantages(
+            traj.reward, traj.discount, traj.alive, values, cfg.gamma, cfg.gae_lambda
+        )
+    else:
+        adv = gae_advantages(traj.reward, cfg.gamma * traj.discount, values, cfg.gae_lambda)
     return adv, adv + value
 
 
@@ -157,8 +167,11 @@ def make_update(
     cfg: PPOConfig,
     mapping: PolicyMapping | None = None,
     auxiliaries: Sequence[AuxiliaryLoss] = (),
+    turn_based: bool = False,
 ) -> Callable[[TrainState, Transition, Array, PRNGKey], tuple[TrainState, dict[str, Array]]]:
     """Returns ``update(train_state, traj[T, E], last_value[E, N], key) -> (state, metrics)``.
+
+    ``turn_based`` (the env's ``spec.turn_based``): advantages follow each agent's own actions.
 
     Metrics are averaged over all minibatch steps of the update. With ``mapping`` and a
     ``train_state.trainable``, frozen policies keep their parameters and optimizer moments.
@@ -190,7 +203,7 @@ def make_update(
     def update(
         ts: TrainState, traj: Transition, last_value: Array, key: PRNGKey
     ) -> tuple[TrainState, dict[str, Array]]:
-        adv, targets = compute_gae(traj, last_value, cfg)
+        adv, targets = compute_gae(traj, last_value, cfg, turn_based)
         batch = PPOBatch(traj, adv, targets)
         keys = jax.random.split(key, cfg.num_epochs)
         (ts, _), metrics = jax.lax.scan(epoch, (ts, batch), keys)

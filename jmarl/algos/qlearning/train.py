@@ -41,7 +41,13 @@ from jmarl.algos.qlearning.update import (
     make_optimizer,
     transition_replay,
 )
-from jmarl.algos.replay import ReplayState, example_item, first_learning_update, init_replay
+from jmarl.algos.replay import (
+    ReplayState,
+    check_simultaneous,
+    example_item,
+    first_learning_update,
+    init_replay,
+)
 from jmarl.algos.rollout import make_trainer, no_carry, num_updates_for
 from jmarl.env.base import Env, TimeStep
 from jmarl.types import Array, PRNGKey
@@ -100,9 +106,11 @@ def make(env: Env, cfg: QConfig, total_steps: int, mapping: PolicyMapping) -> Tr
 
     :param total_steps: env steps (per seed) to train for; rounded down to whole updates.
     :raises ConfigError: the env does not suit the algorithm (continuous actions, no global
-        state for QMIX), or no gradient step would run (``learning_starts`` too late).
+        state for QMIX, turn-based games), or no gradient step would run (``learning_starts``
+        too late).
     """
     algo = ALGO_OF_MIXER[cfg.mixer]
+    check_simultaneous(env.spec, algo)
     nets = make_q_networks(env.spec, mapping, cfg, algo)
     num_updates = num_updates_for(cfg.steps_per_update, total_steps)
     start = first_learning_update(cfg.learning_starts, cfg.steps_per_update, num_updates, algo)

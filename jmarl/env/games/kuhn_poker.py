@@ -109,5 +109,7 @@ def make_kuhn_poker() -> Env:
         action_space=spaces.Discrete(2),
         state_space=spaces.Box(0.0, 1.0, (2 * OBS_SIZE,)),
         max_steps=MAX_ACTIONS,
+        turn_based=True,
+        zero_sum=True,
     )
     return Env(spec, reset, auto_reset(reset, kuhn_step), kuhn_step, chance_outcomes)

@@ -164,5 +164,7 @@ def make_leduc_holdem() -> Env:
         action_space=spaces.Discrete(3),
         state_space=spaces.Box(0.0, 1.0, (2 * OBS_SIZE,)),
         max_steps=2 * MAX_BETS,
+        turn_based=True,
+        zero_sum=True,
     )
     return Env(spec, reset, auto_reset(reset, leduc_step), leduc_step, chance_outcomes)

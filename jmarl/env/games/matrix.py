@@ -104,6 +104,7 @@ def make_matrix_game(payoffs: Any, name: str = "matrix_game") -> Env:
         state_space=spaces.Box(0.0, 0.0, (1,)),
         max_steps=1,
         agent_action_spaces=(spaces.Discrete(sizes[0]), spaces.Discrete(sizes[1])),
+        zero_sum=bool(np.all(table.sum(axis=-1) == 0)),
     )
     return Env(spec, reset, auto_reset(reset, step), step, chance_outcomes)
 

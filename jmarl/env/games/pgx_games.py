@@ -95,6 +95,8 @@ def make_pgx_game(game: str) -> Env:
         action_space=spaces.Discrete(num_actions),
         state_space=spaces.Box(0.0, 1.0, (math.prod(shape) + 2,)),
         max_steps=MAX_MOVES[game],
+        turn_based=True,
+        zero_sum=True,
     )
     return Env(spec, reset, auto_reset(reset, step), step)
 
