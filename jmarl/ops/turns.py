@@ -127,7 +127,9 @@ def turn_gae_advantages(
     if values.shape != (reward.shape[0] + 1, *reward.shape[1:]):
         raise ValueError(f"values must have shape [T + 1, ...], got {values.shape}")
 
-    def body(nxt: tuple[Array, Array], row: tuple[Array, ...]) -> tuple[Array, Array]:
+    def body(
+        nxt: tuple[Array, Array], row: tuple[Array, Array, Array, Array]
+    ) -> tuple[tuple[Array, Array], Array]:
         r, d, acts, v = row
         next_value, next_adv = nxt  # of the agent's next action (or the bootstrap row)
         delta = r + gamma * d * next_value - v
