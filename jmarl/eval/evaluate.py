@@ -16,19 +16,31 @@ from jmarl.types import Array, Params, PRNGKey
 
 class EvalResult(NamedTuple):
     """Per-episode results: ``returns`` ``f32[K]`` (per-agent return, mean over agents),
-    ``lengths`` ``i32[K]``."""
+    ``lengths`` ``i32[K]``, ``agent_returns`` ``f32[N, K]`` (each agent's return)."""
 
     returns: Array
     lengths: Array
+    agent_returns: Array
+
+
+def random_legal_actions(key: PRNGKey, action_mask: Array) -> Array:
+    """Uniformly random legal actions ``i32[...]`` from ``action_mask`` ``bool[..., A]``."""
+    return jax.random.categorical(key, jnp.where(action_mask, 0.0, -jnp.inf))
 
 
 def make_evaluate(
-    env: Env, trainer: Trainer, episodes: int, deterministic: bool = False
+    env: Env,
+    trainer: Trainer,
+    episodes: int,
+    deterministic: bool = False,
+    vs_random_seat: int | None = None,
 ) -> Callable[[Params, PRNGKey], EvalResult]:
     """Returns ``evaluate(params, key) -> EvalResult`` running ``episodes`` episodes with
     ``trainer.act`` (``params`` from ``trainer.acting_params``).
 
     Each of ``episodes`` envs runs ``spec.max_steps`` steps; only its first episode counts.
+    ``vs_random_seat``: the policy plays only that agent; every other agent plays uniformly
+    random legal actions (discrete action spaces with action masks, e.g. games).
     """
 
     def evaluate(params: Params, key: PRNGKey) -> EvalResult:
@@ -37,9 +49,13 @@ def make_evaluate(
 
         def step(carry: tuple, key: PRNGKey) -> tuple[tuple, None]:
             state, ts, policy_carry, ret, length, running = carry
-            k_act, k_env = jax.random.split(key)
+            k_act, k_env, k_random = jax.random.split(key, 3)
             out = trainer.act(params, ts, k_act, policy_carry, deterministic)
-            state, ts = jax.vmap(env.step)(jax.random.split(k_env, episodes), state, out.action)
+            action = out.action
+            if vs_random_seat is not None:
+                seat = jnp.arange(env.spec.num_agents) == vs_random_seat
+                action = jnp.where(seat, action, random_legal_actions(k_random, ts.action_mask))
+            state, ts = jax.vmap(env.step)(jax.random.split(k_env, episodes), state, action)
             ret = ret + running[:, None] * ts.reward
             length = length + running.astype(jnp.int32)
             running = running & ~ts.done
@@ -56,7 +72,7 @@ def make_evaluate(
         )
         keys = jax.random.split(k_run, env.spec.max_steps)
         (*_, ret, length, _), _ = jax.lax.scan(step, carry, keys)
-        return EvalResult(ret.mean(axis=-1), length)
+        return EvalResult(ret.mean(axis=-1), length, ret.T)
 
     return evaluate
 

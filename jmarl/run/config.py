@@ -24,7 +24,7 @@ from jmarl.config_check import (
 )
 from jmarl.env.registry import check_name
 from jmarl.env.registry import factory as env_factory
-from jmarl.modes import MODES
+from jmarl.modes import MODES, POPULATION_MODES, SAMPLING, LeagueConfig, league_config
 
 PETTINGZOO_PREFIX = "pettingzoo:"
 DEFAULT_ALGO = "mappo"
@@ -60,10 +60,19 @@ class RunConfig:
     :param logger: metric loggers beside ``metrics.jsonl`` (always written): ``tensorboard``
         writes TensorBoard event files to ``OUT/tensorboard`` (needs ``tensorboardX``:
         ``pip install 'jmarl[tensorboard]'``). Repeat the flag for several.
-    :param mode: ``simultaneous`` (every policy learns every update) or ``sequential`` (one
+    :param mode: ``simultaneous`` (every policy learns every update), ``sequential`` (one
         policy learns while the others stay frozen, round-robin; needs several policies, i.e.
-        independent, grouped or custom sharing; JAX envs only).
+        independent, grouped or custom sharing), ``self_play`` (against snapshots of itself
+        in a pool) or ``league`` (main agent, exploiters, PFSP, Elo; zero-sum two-player
+        games). JAX envs only.
     :param turn_length: updates per policy turn in ``sequential`` mode.
+    :param pool_size: snapshot slots of the opponent pool (``self_play`` / ``league``).
+    :param snapshot_interval: updates between snapshots into the pool (``self_play`` /
+        ``league``).
+    :param opponent_sampling: how the learner (main agents) draws pool opponents:
+        ``uniform``, ``latest`` or ``pfsp`` (prioritized by the learner's losses).
+    :param main_exploiters: main exploiters in a ``league``.
+    :param league_exploiters: league exploiters in a ``league``.
     :param out: output folder (default: a new folder under ``runs/``).
     :param agent_groups: group -> agent ids, for ``sharing=grouped`` only (config file only).
     :param policy_mapping: agent id -> policy id, for ``sharing=custom`` only (config file
@@ -89,6 +98,11 @@ class RunConfig:
     logger: tuple[str, ...] = ()
     mode: str = "simultaneous"
     turn_length: int = 10
+    pool_size: int = 16
+    snapshot_interval: int = 10
+    opponent_sampling: str = "pfsp"
+    main_exploiters: int = 1
+    league_exploiters: int = 1
     out: str | None = None
     agent_groups: dict[str, list[str]] | None = None
     policy_mapping: dict[str, str] | None = None
@@ -151,6 +165,22 @@ def _check_mode(cfg: RunConfig) -> None:
         )
     if cfg.mode != "sequential" and cfg.turn_length != RunConfig.turn_length:
         raise ConfigError("--turn-length is only used with --mode sequential")
+    for name in ("pool_size", "snapshot_interval", "opponent_sampling"):
+        if cfg.mode not in POPULATION_MODES and getattr(cfg, name) != getattr(RunConfig, name):
+            raise ConfigError(
+                f"--{name.replace('_', '-')} is only used with --mode self_play or league"
+            )
+    for name in ("main_exploiters", "league_exploiters"):
+        if cfg.mode != "league" and getattr(cfg, name) != getattr(RunConfig, name):
+            raise ConfigError(f"--{name.replace('_', '-')} is only used with --mode league")
+    check_range(cfg, "pool_size", 1)
+    check_range(cfg, "snapshot_interval", 1)
+    check_range(cfg, "main_exploiters", 0)
+    check_range(cfg, "league_exploiters", 0)
+    if cfg.opponent_sampling not in SAMPLING:
+        raise ConfigError(
+            f"unknown --opponent-sampling {cfg.opponent_sampling!r}; choose from {list(SAMPLING)}"
+        )
     if cfg.mode != "simultaneous" and cfg.env.startswith(PETTINGZOO_PREFIX):
         raise ConfigError(
             f"--mode {cfg.mode} runs inside the jitted program of JAX envs; PettingZoo envs "
@@ -367,3 +397,23 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
             f"config file {p} must hold a JSON object of settings, not a {type(data).__name__}"
         )
     return data
+
+
+def population_config(cfg: RunConfig) -> LeagueConfig | None:
+    """The pool and roles of a ``self_play`` / ``league`` run (None in other modes)."""
+    if cfg.mode not in POPULATION_MODES:
+        return None
+    pool = LeagueConfig(
+        pool_size=cfg.pool_size,
+        snapshot_interval=cfg.snapshot_interval,
+        opponent_sampling=cfg.opponent_sampling,
+    )
+    if cfg.mode == "self_play":
+        return pool
+    return league_config(
+        pool_size=pool.pool_size,
+        snapshot_interval=pool.snapshot_interval,
+        opponent_sampling=pool.opponent_sampling,
+        main_exploiters=cfg.main_exploiters,
+        league_exploiters=cfg.league_exploiters,
+    )

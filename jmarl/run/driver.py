@@ -10,6 +10,7 @@ does.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -25,9 +26,9 @@ from jmarl.algos.ppo.config import PPOConfig
 from jmarl.env.base import Env
 from jmarl.env.registry import make
 from jmarl.eval.evaluate import EVAL_CHUNK, evaluate_in_chunks, make_evaluate
-from jmarl.eval.nash_conv import make_nash_conv
+from jmarl.eval.nash_conv import Mixture, make_nash_conv
 from jmarl.eval.policies import actor_critic_policy, greedy_policy
-from jmarl.modes import apply_mode
+from jmarl.modes import LeagueConfig, apply_mode, member_names
 from jmarl.run.checkpoint import (
     CHECKPOINT_NAME,
     CheckpointError,
@@ -35,7 +36,8 @@ from jmarl.run.checkpoint import (
     load_trainer_state,
     resume_part,
 )
-from jmarl.run.config import ENV_ARGUMENTS, RunConfig, load_run_config
+from jmarl.run.config import ENV_ARGUMENTS, RunConfig, load_run_config, population_config
+from jmarl.run.league_report import league_report, pool_policies, write_league
 from jmarl.run.recorder import Progress, RunRecorder
 from jmarl.run.resources import check_fits, program_bytes, tree_bytes
 
@@ -67,7 +69,7 @@ def build_trainer(cfg: RunConfig, env: Env) -> Trainer:
     ``cfg.mode``."""
     mapping = make_policy_mapping(env.spec, cfg.sharing, cfg.agent_groups, build_mapping_fn(cfg))
     trainer = cfg.algorithm.make(env, cfg.algo_config, cfg.steps, mapping)
-    return apply_mode(trainer, cfg.mode, cfg.turn_length)
+    return apply_mode(trainer, cfg.mode, cfg.turn_length, env, population_config(cfg))
 
 
 def chunk_length(num_updates: int, log_every: int) -> int:
@@ -159,13 +161,43 @@ def train_run(
         if runner is None:
             runner = jax.jit(jax.vmap(trainer.init))(keys)
         recorder.compiled()
+        population = population_config(cfg)
+        pool_metric = pool_nash_conv_metric(trainer, env, population)
         for _ in range(done // k, trainer.num_updates // k):
             runner, metrics = chunk(runner)
             metrics = with_env_steps(metrics, trainer.steps_per_update)
+            if pool_metric is not None:
+                metrics["nash_conv_pool"] = pool_metric(runner.learner, k)
             recorder.record(metrics, runner.learner, resume_part(runner))
+        if population is not None:
+            report = league_report(trainer, env, population, runner.learner)
+            write_league(out_dir, report, recorder.rows, member_names(population))
         return recorder.finish()
     finally:
         recorder.close()
+
+
+def pool_nash_conv_metric(
+    trainer: Trainer, env: Env, population: LeagueConfig | None
+) -> Callable[[Any, int], np.ndarray] | None:
+    """For self-play / league runs on games :func:`jmarl.nash_conv` enumerates (feed-forward
+    policies): ``metric(learner [seeds, ...], k) -> f64[seeds, k]``, the exact NashConv of the
+    pool's uniform mixture after a chunk of ``k`` updates (NaN on the chunk's other rows)."""
+    if population is None or env.chance_outcomes is None:
+        return None
+    nash_conv = make_nash_conv(env)
+
+    def metric(learner: Any, k: int) -> np.ndarray:
+        learner = jax.device_get(learner)
+        seeds = jax.tree.leaves(learner)[0].shape[0]
+        out = np.full((seeds, k), np.nan)
+        for s in range(seeds):
+            ls = jax.tree.map(lambda x, s=s: x[s], learner)
+            policies = pool_policies(trainer, env, ls)
+            out[s, -1] = nash_conv(Mixture(policies, [1.0] * len(policies)))
+        return out
+
+    return metric
 
 
 def evaluate_run(
@@ -195,8 +227,38 @@ def evaluate_run(
     }
     if cfg.seeds > 1:
         out["episode_return_per_seed"] = [float(x) for x in np.mean(res.returns, axis=1)]
+    if env.spec.zero_sum:
+        out["return_per_seat"] = [float(x) for x in np.mean(res.agent_returns, axis=(0, 2))]
+        play = lambda seat: jax.jit(
+            jax.vmap(make_evaluate(env, trainer, size, deterministic, seat), (0, None))
+        )
+        key = jax.random.fold_in(jax.random.key(seed), 1)
+        out.update(versus_random_report(play, params, episodes, size, key))
     out.update(nash_conv_report(env, trainer, params, cfg.seeds, deterministic))
     return out
+
+
+def versus_random_report(
+    play: Callable[[int], Callable], params: Any, episodes: int, size: int, key: jax.Array
+) -> dict[str, Any]:
+    """``win_rate`` / ``draw_rate`` of the policy against uniformly random play in a
+    two-player game (mean over both seats, and ``..._per_seat``); ``play(seat)`` is the
+    jitted ``evaluate(params, key)`` of the policy in ``seat`` against random play."""
+    wins, draws = [], []
+    for seat in range(2):
+        evaluate = play(seat)
+        seat_key = jax.random.fold_in(key, seat)
+        run = functools.partial(evaluate, params)
+        res = evaluate_in_chunks(run, episodes, size, seat_key)
+        mine, theirs = res.agent_returns[:, seat], res.agent_returns[:, 1 - seat]
+        wins.append(float(np.mean(mine > theirs)))
+        draws.append(float(np.mean(mine == theirs)))
+    return {
+        "win_rate": float(np.mean(wins)),
+        "draw_rate": float(np.mean(draws)),
+        "win_rate_per_seat": wins,
+        "draw_rate_per_seat": draws,
+    }
 
 
 def nash_conv_report(

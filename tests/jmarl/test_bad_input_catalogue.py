@@ -399,9 +399,14 @@ def _count_steps(s: Setup) -> None:
 def _stand_in_episodes(s: Setup) -> None:
     """Episodes that cost nothing to play, in chunks whose size must stay bounded."""
 
-    def make_evaluate(env: Any, trainer: Any, size: int, deterministic: bool) -> Callable:
+    def make_evaluate(
+        env: Any, trainer: Any, size: int, deterministic: bool, **kw: Any
+    ) -> Callable:
         assert size <= EVAL_CHUNK, f"one compiled evaluation of {size} episodes"
-        return lambda params, key: EvalResult(jnp.zeros(size), jnp.full(size, 25, jnp.int32))
+        n = env.spec.num_agents
+        return lambda params, key: EvalResult(
+            jnp.zeros(size), jnp.full(size, 25, jnp.int32), jnp.zeros((n, size))
+        )
 
     s.monkeypatch.setattr(driver, "make_evaluate", make_evaluate)
 

@@ -71,7 +71,14 @@ def test_sequential_needs_several_policies_and_turns_that_fit() -> None:
 @pytest.mark.parametrize(
     ("flags", "words"),
     [
-        (["--mode", "league"], "unknown --mode 'league'"),
+        (["--mode", "tournament"], "unknown --mode 'tournament'"),
+        (["--mode", "league"], "'simple_spread' has 3 agents"),
+        (["--mode", "league", "--env", "prisoners_dilemma"], "not zero-sum"),
+        (["--mode", "self_play", "--env", "kuhn_poker", "--pool-size", "0"], "--pool-size"),
+        (["--mode", "self_play", "--env", "kuhn_poker", "--snapshot-interval", "99"], "1..1"),
+        (["--pool-size", "4"], "only used with --mode self_play or league"),
+        (["--mode", "self_play", "--env", "kuhn_poker", "--main-exploiters", "2"], "league"),
+        (["--mode", "self_play", "--env", "tic_tac_toe", "--algo", "vdn"], "turn-based"),
         (["--mode", "sequential"], "--sharing shared has one"),
         (["--turn-length", "5"], "--turn-length is only used with --mode sequential"),
         (
@@ -107,3 +114,35 @@ def test_jmarl_train_runs_sequential_mode(tmp_path: Path) -> None:
     assert main([*argv, "--num-minibatches", "1", "--out", str(out), "--quiet"]) == 0
     rows = (out / "metrics.jsonl").read_text().splitlines()
     assert [int(json.loads(r)["learning_policy"]) for r in rows] == [0, 1, 0]
+
+
+def test_jmarl_train_league_writes_league_json_and_evaluate_reports_games(
+    tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "run"
+    argv = ["train", "--env", "kuhn_poker", "--algo", "ippo", "--mode", "league"]
+    argv += ["--steps", "256", "--num-envs", "8", "--rollout-length", "8", "--num-minibatches", "1"]
+    argv += ["--pool-size", "4", "--snapshot-interval", "2", "--log-every", "2"]
+    assert main([*argv, "--out", str(out), "--quiet"]) == 0
+    league = json.loads((out / "league.json").read_text())["seeds"][0]
+    assert [m["name"] for m in league["members"]] == [
+        "main_0",
+        "main_exploiter_0",
+        "league_exploiter_0",
+    ]
+    assert len(league["pool"]) == 4 and {p["member"] for p in league["pool"]} <= {
+        m["name"] for m in league["members"]
+    }
+    assert np.asarray(league["payoff"]["win_rate"]).shape == (3, 7)
+    assert 0.0 <= league["nash_conv_pool"] <= 4.0 and "nash_conv_main" in league
+    assert (out / "league.png").stat().st_size > 0
+    rows = [json.loads(r) for r in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 and all("elo_main_exploiter_0" in r and "win_rate" in r for r in rows)
+    assert [r.get("nash_conv_pool") is not None for r in rows] == [False, True, False, True]
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--episodes", "64"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    for key in ("win_rate", "draw_rate", "return_per_seat", "win_rate_per_seat", "nash_conv"):
+        assert key in report, key
+    assert report["draw_rate"] == 0.0  # poker has no draws
+    assert abs(sum(report["return_per_seat"])) < 1e-6  # zero-sum

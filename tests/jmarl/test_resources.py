@@ -63,11 +63,12 @@ def test_evaluation_runs_in_chunks_of_fixed_size() -> None:
     def run(key: jax.Array) -> EvalResult:
         calls.append(key)
         r = jax.random.uniform(key, (2, 4))  # [seeds, size]
-        return EvalResult(r, jnp.ones((2, 4), jnp.int32))
+        return EvalResult(r, jnp.ones((2, 4), jnp.int32), jnp.stack([r, r], axis=1))
 
     key = jax.random.key(0)
     res = evaluate_in_chunks(run, 10, 4, key)
     assert len(calls) == 3 and res.returns.shape == (2, 10) and res.lengths.shape == (2, 10)
+    assert res.agent_returns.shape == (2, 2, 10)
     first = jax.random.uniform(jax.random.fold_in(key, 0), (2, 4))
     np.testing.assert_array_equal(res.returns[:, :4], first)
     # one chunk uses the key itself: results of small evaluations are unchanged
