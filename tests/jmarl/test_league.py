@@ -14,6 +14,8 @@ import pytest
 import jmarl
 from jmarl.algos.base import ActOutput, Trainer, Transition
 from jmarl.config_check import ConfigError
+from jmarl.env.games.matrix import make_matrix_game
+from jmarl.eval.policies import uniform_policy
 from jmarl.modes import LeagueConfig, LeagueState, elo_update, league, league_config, pfsp_weights
 from jmarl.modes.league import (
     game_outcomes,
@@ -264,3 +266,47 @@ def test_bad_population_settings_are_refused(env: str, cfg: LeagueConfig, match:
     mode = "league" if cfg.members > 1 else "self_play"
     with pytest.raises(ConfigError, match=match):
         league(trainer, e, cfg, mode)
+
+
+# learning -------------------------------------------------------------------------------------
+
+# PPO that keeps exploring: an entropy bonus comparable to the payoffs and raw advantages
+# (normalised advantages and a small bonus saturate the policy on a pure strategy, which then
+# never samples the best response: measured pool NashConv 0.5-1.2 on rock-paper-scissors).
+SELF_PLAY_PPO = jmarl.PPOConfig(
+    num_envs=32,
+    rollout_length=4,
+    num_minibatches=1,
+    num_epochs=2,
+    lr=3e-3,
+    ent_coef=0.5,
+    normalize_advantages=False,
+)
+SELF_PLAY = LeagueConfig(pool_size=64, snapshot_interval=5, opponent_sampling="pfsp")
+
+
+def _pool_nash_conv(env: jmarl.Env, updates: int, seeds: int) -> list[float]:
+    from jmarl.run.league_report import pool_nash_conv
+
+    trainer = jmarl.make_ppo(env, SELF_PLAY_PPO, updates * SELF_PLAY_PPO.steps_per_update)
+    tr = league(trainer, env, SELF_PLAY, "self_play")
+    out = jax.jit(jax.vmap(tr.train))(jax.random.split(jax.random.key(0), seeds))
+    one = lambda s: jax.tree.map(lambda x: x[s], out.state.learner)
+    return [pool_nash_conv(tr, env, one(s)) for s in range(seeds)]
+
+
+def test_rock_paper_scissors_self_play_pfsp_pool_mixture_is_a_nash_equilibrium() -> None:
+    # measured over 3 seeds: 0.007-0.019 (a freshly initialised policy: 0.002, a pure one: 2)
+    for value in _pool_nash_conv(jmarl.make("rock_paper_scissors"), updates=300, seeds=2):
+        assert value <= 0.05
+
+
+def test_self_play_moves_the_pool_towards_the_equilibrium_of_a_biased_game() -> None:
+    # rock beats scissors by 2: the equilibrium is not uniform, uniform play's NashConv is 2/3;
+    # the pool's mixture after 300 updates: 0.23-0.25 over 3 seeds (the entropy bonus keeps it
+    # at a regularised equilibrium, not at 0)
+    payoffs = np.array([[0, -1, 2], [1, 0, -1], [-2, 1, 0]], np.float32)
+    env = make_matrix_game(payoffs, "biased_rps")
+    assert jmarl.nash_conv(env, uniform_policy) == pytest.approx(2 / 3)
+    for value in _pool_nash_conv(env, updates=300, seeds=2):
+        assert value <= 0.4
