@@ -55,6 +55,7 @@ import copy
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import zip_longest
 from typing import Any
 
 import numpy as np
@@ -658,10 +659,7 @@ class MATrainer:
         """Seats the learner and its (frozen) opponent under a manager; the Collector's policy
         plays with it from now on."""
         learner, opponent, seat = matchup
-        frozen = self._seated.get(opponent.id)
-        if frozen is None:
-            kind = _FrozenOffPolicy if self.off_policy else _FrozenOnPolicy
-            frozen = self._seated[opponent.id] = kind(policy=opponent.policy)
+        frozen = self._seat_algorithm(opponent.id)
         seats = [learner.algorithm, frozen] if seat == 0 else [frozen, learner.algorithm]
         manager = FlexibleMultiAgentPolicyManager(seats, self.env, mode="independent")
         self._matchup = _Matchup(learner, opponent, seat, manager)
@@ -675,8 +673,9 @@ class MATrainer:
 
         :param batch: the Collector's buffer. Simultaneous and sequential: handed to the
             manager's ``update``. Self-play and league: its rows added since the previous
-            train step are the current matchup's games; the learner's transitions are learned
-            from, and every finished game is scored for the ratings.
+            train step (on-policy: all of its rows; empty it after each step, as Tianshou's
+            on-policy trainer and :meth:`run` do) are the current matchup's games; the
+            learner's transitions are learned from, and every finished game is scored.
         :return: ``step``, ``mode``, ``learning`` (the policy or member that learned),
             ``losses`` (its loss stats), ``ratings``; in self-play and league also
             ``opponent``, ``seat``, ``games``, ``score`` (the learner's mean score this step,
@@ -754,8 +753,12 @@ class MATrainer:
         dispatch = m.manager.policy
         layout = dispatch.layout
         restitch = Restitcher(layout.parallel)
+        if self.off_policy:
+            new = self._cursor.new_rows(buffer)
+        else:  # on-policy: the whole buffer, emptied after every step
+            new = [(k, o, latest(sub, len(sub))) for k, (o, sub) in enumerate(streams(buffer))]
         parts = []
-        for stream, offset, idx in self._cursor.new_rows(buffer):
+        for stream, offset, idx in new:
             rows = buffer_rows(buffer, idx + offset, not layout.parallel, layout.agent_indices)
             parts.append(restitch(stream, rows))
         found = dispatch.routes[int(dispatch.owner[m.seat])].transitions(parts)
@@ -816,6 +819,70 @@ class MATrainer:
         payoff table and the Elo ratings: ``score`` is ``player``'s (1, 0.5 or 0)."""
         self.ratings.record(player, opponent, score)
 
+    def evaluate(
+        self, collector: Any, player: str, opponent: str, n_episode: int
+    ) -> dict[str, float]:
+        """Plays ``n_episode`` games (half from each seat) of ``player`` against ``opponent``
+        (learner or pool member ids) without learning, outside a training step (DQN acts with
+        its ``eps_inference``), and scores them into the payoff table and the ratings (by the
+        sign of the players' episode return difference).
+
+        :param collector: a Tianshou ``Collector`` built on :attr:`policy` (self-play, league);
+            if it is the training collector, rows it collected since the last train step are
+            not learned from.
+        :return: ``player``'s ``games``, ``win``, ``draw`` and ``loss`` rates.
+        """
+        self._check_collector(collector)
+        if self._matchup is None:
+            raise ValueError("evaluate() seats pool members: self_play and league only")
+        _check_positive(n_episode=n_episode)
+        algorithms = [self._seat_algorithm(player), self._seat_algorithm(opponent)]
+        by_seat: list[list[float]] = [[], []]
+        try:
+            for seat, count in ((0, (n_episode + 1) // 2), (1, n_episode // 2)):
+                if count == 0:
+                    continue
+                seats = algorithms if seat == 0 else algorithms[::-1]
+                self._policy.play(FlexibleMultiAgentPolicyManager(seats, self.env).policy)
+                stats = collector.collect(n_episode=count, reset_before_collect=True)
+                returns = np.asarray(stats.returns).reshape(-1, 2)
+                by_seat[seat] = [_score(r[seat] - r[1 - seat]) for r in returns]
+        finally:
+            self._policy.play(self._matchup.manager.policy)
+            if collector.buffer is self._cursor.source:
+                self._cursor.new_rows(collector.buffer)  # the games are not learned from
+        first, second = by_seat  # Elo depends on the order: alternate the seats' games
+        scores = [s for pair in zip_longest(first, second) for s in pair if s is not None]
+        for s in scores:
+            self.ratings.record(player, opponent, s)
+        n = len(scores)
+        return {
+            "games": n,
+            "win": scores.count(1.0) / n,
+            "draw": scores.count(0.5) / n,
+            "loss": scores.count(0.0) / n,
+        }
+
+    def _seat_algorithm(self, member_id: str) -> Algorithm:
+        """A learner's algorithm, or a pool member's frozen one."""
+        for le in self._learners:
+            if le.id == member_id:
+                return le.algorithm
+        for m in self._pool:
+            if m.id == member_id:
+                if m.id not in self._seated:
+                    kind = _FrozenOffPolicy if self.off_policy else _FrozenOnPolicy
+                    self._seated[m.id] = kind(policy=m.policy)
+                return self._seated[m.id]
+        known = [le.id for le in self._learners] + [m.id for m in self._pool]
+        raise ValueError(f"unknown player {member_id!r}; learners and pool members are {known}")
+
+    def _check_collector(self, collector: Any) -> None:
+        if getattr(collector, "policy", None) is not self.policy:
+            raise ValueError(
+                "the collector must act with trainer.policy (Collector(trainer.policy, ...))"
+            )
+
     def run(self, collector: Any, num_steps: int, episodes_per_step: int) -> list[dict[str, Any]]:
         """``num_steps`` times: collect ``episodes_per_step`` whole episodes (from a reset,
         within a training step: exploration on), then :meth:`train_step`. On-policy, the
@@ -824,10 +891,7 @@ class MATrainer:
         :param collector: a Tianshou ``Collector`` built on :attr:`policy`.
         """
         _check_positive(num_steps=num_steps, episodes_per_step=episodes_per_step)
-        if collector.policy is not self.policy:
-            raise ValueError(
-                "the collector must act with trainer.policy (Collector(trainer.policy, ...))"
-            )
+        self._check_collector(collector)
         history = []
         for _ in range(num_steps):
             with policy_within_training_step(self.policy):

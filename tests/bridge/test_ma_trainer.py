@@ -14,12 +14,14 @@ import pettingzoo
 import pytest
 import torch
 from mpe2 import simple_speaker_listener_v4, simple_spread_v3
-from tianshou.algorithm import DQN, MARLRandomDiscreteMaskedOffPolicyAlgorithm
+from tianshou.algorithm import DQN, PPO, MARLRandomDiscreteMaskedOffPolicyAlgorithm
 from tianshou.algorithm.modelfree.dqn import DiscreteQLearningPolicy
+from tianshou.algorithm.modelfree.reinforce import ProbabilisticActorPolicy
 from tianshou.algorithm.optim import AdamOptimizerFactory
 from tianshou.data import Collector, CollectStats, VectorReplayBuffer
 from tianshou.env import DummyVectorEnv
 from tianshou.utils.net.common import Net
+from tianshou.utils.net.discrete import DiscreteActor, DiscreteCritic
 from tianshou.utils.torch_utils import policy_within_training_step
 
 import bridge
@@ -348,3 +350,156 @@ def test_bad_calls_raise_value_error() -> None:
 def test_exported_from_bridge() -> None:
     assert bridge.MATrainer is MATrainer
     assert "MATrainer" in bridge.__all__
+
+
+# --- learning ------------------------------------------------------------------------------------
+
+# Random vs random over 5000 games (seed 0): the first seat wins 57.8% and draws 12.3%
+# (win-or-draw 0.701), the second wins 29.9% (win-or-draw 0.422). Over 100 games per seat the
+# standard error of a win-or-draw rate p is sqrt(p (1 - p) / 100): 0.046 and 0.049.
+RANDOM_WIN_OR_DRAW = (0.701, 0.422)
+
+
+def win_or_draw_bar(p: float, games: int = 100, z: float = 3.0) -> float:
+    """``z`` standard errors above random play's win-or-draw rate ``p`` over ``games``."""
+    return p + z * float(np.sqrt(p * (1 - p) / games))
+
+
+def self_play_vs_random(steps: int, seed: int) -> tuple[float, float]:
+    """Win-or-draw rates of a self-play DQN (``steps`` train steps of 8 episodes, snapshots
+    every 10 steps, pool of 5) against uniform random play, 100 games per seat."""
+    trainer, learner = self_play(seed=seed)
+    coll = collector(trainer, tictactoe, envs=8, seed=seed)
+    history = trainer.run(coll, num_steps=steps, episodes_per_step=8)
+    assert all(h["games"] == 8 for h in history)  # every episode is one scored game
+    return tuple(float(np.mean(versus_random(learner, seat) >= 0)) for seat in (0, 1))  # type: ignore[return-value]
+
+
+def test_self_play_dqn_beats_random_play_from_either_seat() -> None:
+    # bars: 0.701 + 3 * 0.046 = 0.838 and 0.422 + 3 * 0.049 = 0.570; measured at 150 steps
+    # (seeds 0-3): first seat 0.93-1.0, second seat 0.65-0.85 (random play: 0.70, 0.42)
+    first, second = self_play_vs_random(steps=150, seed=0)
+    assert first >= win_or_draw_bar(RANDOM_WIN_OR_DRAW[0]), first
+    assert second >= win_or_draw_bar(RANDOM_WIN_OR_DRAW[1]), second
+
+
+@pytest.mark.slow
+def test_self_play_dqn_win_or_draw_at_least_0_9_from_either_seat() -> None:
+    first, second = self_play_vs_random(steps=600, seed=2)
+    assert first >= 0.9 and second >= 0.9, (first, second)
+
+
+# --- league --------------------------------------------------------------------------------------
+
+
+def league(seed: int = 0, **kwargs: Any) -> tuple[MATrainer, DQN]:
+    np.random.seed(seed)  # noqa: NPY002
+    torch.manual_seed(seed)
+    env = tictactoe()
+    learner = dqn(env)
+    manager = FlexibleMultiAgentPolicyManager(learner, env, mode="shared")
+    options = {"pool_size": 6, "snapshot_interval": 10, "opponent_sampling": "pfsp",
+               "batch_size": 64, "updates_per_step": 8, "seed": seed, **kwargs}  # fmt: skip
+    return MATrainer(manager, "league", env=env, **options), learner
+
+
+def test_league_roles_take_turns_snapshot_and_exploiters_reset() -> None:
+    trainer, learner = league(snapshot_interval=2, pool_size=20, league_exploiter_reset_prob=1.0)
+    assert list(trainer.learners) == ["shared", "main_exploiter_0", "league_exploiter_0"]
+    assert trainer.learners["shared"] is learner
+    exploiter = trainer.learners["main_exploiter_0"]
+    assert exploiter is not learner
+    initial = params(exploiter.policy)
+    assert same(initial, params(learner.policy))  # exploiters start as copies of the main agent
+    coll = collector(trainer, tictactoe)
+    history = trainer.run(coll, num_steps=6, episodes_per_step=4)
+    assert [h["learning"] for h in history] == list(trainer.learners) * 2
+    main_snapshots = {m.id for m in trainer.get_opponent_pool() if m.source == "shared"}
+    assert {history[1]["opponent"], history[4]["opponent"]} <= main_snapshots | {"shared@0"}
+    pool = [m.id for m in trainer.get_opponent_pool()]
+    assert pool == ["shared@0", "shared@2", "main_exploiter_0@2", "league_exploiter_0@2"]
+    # the exploiters were reset to their initial parameters after their snapshot ...
+    snapshot = trainer.get_opponent_pool()[2].policy
+    assert same(params(exploiter.policy), initial)
+    assert not same(params(snapshot), initial)  # ... which holds what they had learned
+    assert same(params(trainer.learners["league_exploiter_0"].policy), initial)
+    assert set(trainer.get_ratings()) == set(trainer.learners) | set(pool)
+
+
+def test_league_elo_ranks_the_trained_main_agent_above_a_random_member() -> None:
+    trainer, _ = league(seed=0)
+    random = MARLRandomDiscreteMaskedOffPolicyAlgorithm(action_space=tictactoe().action_space)
+    trainer.add_to_opponent_pool(policy=random.policy, name="random")
+    coll = collector(trainer, tictactoe, envs=8)
+    history = trainer.run(coll, num_steps=120, episodes_per_step=8)  # 40 steps per learner
+    assert "random" in {h["opponent"] for h in history}  # PFSP matched it in training games
+    ratings = trainer.get_ratings()
+    # from the league's own games; measured (seeds 0-5): main 965-1197, random 859-926
+    assert ratings["shared"] > ratings["random"], ratings
+    assert ratings["random"] < trainer.ratings.initial  # random play lost rating
+    # evaluation games (alternating seats) keep the order; measured main 1004-1158, random
+    # 815-979 after 20 games in which main won 60-90%
+    result = trainer.evaluate(coll, "shared", "random", n_episode=20)
+    ratings = trainer.get_ratings()
+    assert result["games"] == 20 and result["win"] > result["loss"], result
+    assert ratings["shared"] > ratings["random"], ratings
+    ids, payoff = trainer.payoff()
+    assert payoff[ids.index("shared"), ids.index("random")] > 0.5
+
+
+# --- other envs and algorithms -------------------------------------------------------------------
+
+
+def test_self_play_on_connect_four() -> None:
+    env = connect_four()
+    learner = dqn(env, (32,))
+    manager = FlexibleMultiAgentPolicyManager(learner, env, mode="shared")
+    trainer = MATrainer(manager, "self_play", env=env, snapshot_interval=1, batch_size=16)
+    coll = collector(trainer, connect_four, envs=2)
+    history = trainer.run(coll, num_steps=3, episodes_per_step=2)
+    assert all(h["games"] == 2 and h["losses"] for h in history)
+    assert [m.id for m in trainer.get_opponent_pool()] == [f"shared@{k}" for k in range(4)]
+
+
+def rock_paper_scissors() -> EnhancedPettingZooEnv:
+    import jmarl
+
+    return EnhancedPettingZooEnv(bridge.to_pettingzoo(jmarl.make("rock_paper_scissors")),
+                                 mode="parallel")  # fmt: skip
+
+
+def rps_dqn(env: EnhancedPettingZooEnv) -> DQN:
+    return dqn(env, (16,), eps=0.5)
+
+
+def rps_ppo(env: EnhancedPettingZooEnv) -> PPO:
+    obs_dim, actions = env.padded_observation_space.shape[0], int(env.padded_action_space.n)
+    actor = DiscreteActor(preprocess_net=Net(state_shape=obs_dim, hidden_sizes=[16]),
+                          action_shape=actions)  # fmt: skip
+    critic = DiscreteCritic(preprocess_net=Net(state_shape=obs_dim, hidden_sizes=[16]))
+    policy = ProbabilisticActorPolicy(
+        actor=actor,
+        dist_fn=torch.distributions.Categorical,
+        action_space=env.padded_action_space,
+        action_scaling=False,
+        action_bound_method=None,
+    )
+    return PPO(policy=policy, critic=critic, optim=AdamOptimizerFactory(lr=1e-3))
+
+
+@pytest.mark.parametrize("make", [rps_dqn, rps_ppo], ids=["dqn", "ppo"])
+@pytest.mark.parametrize("mode", ["self_play", "league"])
+def test_pool_modes_on_a_parallel_env(make: Callable, mode: str) -> None:
+    torch.manual_seed(0)
+    env = rock_paper_scissors()
+    learner = make(env)
+    manager = FlexibleMultiAgentPolicyManager(learner, env, mode="shared")
+    trainer = MATrainer(manager, mode, env=env, snapshot_interval=2, batch_size=8, seed=0)
+    coll = collector(trainer, rock_paper_scissors, envs=2)
+    before = params(learner.policy)
+    history = trainer.run(coll, num_steps=6, episodes_per_step=4)
+    assert all(h["games"] == 4 for h in history)  # one-step games, each scored
+    assert all(h["losses"] for h in history)
+    assert not same(params(learner.policy), before)
+    if mode == "self_play":  # (a league forgets the games of an exploiter it resets)
+        assert sum(int(g[2]) for g in trainer.ratings.games.values()) == 2 * 24
