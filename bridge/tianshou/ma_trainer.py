@@ -370,6 +370,27 @@ def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
         raise ValueError(f"unknown {name} {value!r}; expected one of {choices}")
 
 
+def _check_settings(
+    mode: str,
+    sampling: str,
+    weighting: str | Callable[[np.ndarray], np.ndarray],
+    exploiters: tuple[int, int],
+    reset_prob: float,
+) -> None:
+    """The trainer's choices and league settings (``ValueError`` naming a bad one)."""
+    _check_choice("training_mode", mode, TRAINING_MODES)
+    _check_choice("opponent_sampling", sampling, OPPONENT_SAMPLING)
+    if isinstance(weighting, str):
+        _check_choice("pfsp_weighting", weighting, tuple(PFSP_WEIGHTINGS))
+    elif not callable(weighting):
+        raise ValueError(f"pfsp_weighting must be a name or a function, got {weighting!r}")
+    for name, count in zip(("num_main_exploiters", "num_league_exploiters"), exploiters):
+        if not isinstance(count, (int, np.integer)) or isinstance(count, bool) or count < 0:
+            raise ValueError(f"{name} must be an integer >= 0, got {count!r}")
+    if not 0.0 <= reset_prob <= 1.0:
+        raise ValueError(f"league_exploiter_reset_prob must be in [0, 1], got {reset_prob}")
+
+
 def _check_two_player(mode: str, manager: FlexibleMultiAgentPolicyManager, env: Any) -> None:
     """Self-play and league seat one learner in either seat of a two-player game."""
     if env is None:
@@ -424,11 +445,14 @@ class MATrainer:
     :param batch_size: off-policy: transitions sampled per gradient step; on-policy: minibatch.
     :param updates_per_step: off-policy: gradient steps per train step.
     :param repeat: on-policy: passes over the data per train step.
-    :param elo_k: the Elo step size. :param initial_rating: a new player's Elo rating.
+    :param elo_k: the Elo step size (the most a rating moves in one game).
+    :param initial_rating: a new player's Elo rating.
     :param seed: seed of the opponent draws and resets.
-    :raises ValueError: an unknown mode or sampling, ``pool_size``, ``snapshot_interval`` or
-        ``turn_length`` below 1, sequential with a single policy, self-play or league without a
-        two-player env whose agents share spaces, an unknown ``learner``.
+    :raises ValueError: an unknown mode, sampling or weighting; ``pool_size``,
+        ``snapshot_interval``, ``turn_length``, ``updates_per_step`` or ``repeat`` below 1;
+        negative exploiter counts; a reset probability outside [0, 1]; sequential with a single
+        policy; self-play or league without ``env``, on an env that is not two-player, whose
+        agents do not share spaces, or with a joint policy; an unknown ``learner``.
     """
 
     def __init__(
@@ -458,10 +482,14 @@ class MATrainer:
                 "policy_manager must be a FlexibleMultiAgentPolicyManager, got "
                 f"{type(policy_manager).__name__}"
             )
-        _check_choice("training_mode", training_mode, TRAINING_MODES)
-        _check_choice("opponent_sampling", opponent_sampling, OPPONENT_SAMPLING)
-        if isinstance(pfsp_weighting, str):
-            _check_choice("pfsp_weighting", pfsp_weighting, tuple(PFSP_WEIGHTINGS))
+        exploiters = (num_main_exploiters, num_league_exploiters)
+        _check_settings(
+            training_mode,
+            opponent_sampling,
+            pfsp_weighting,
+            exploiters,
+            league_exploiter_reset_prob,
+        )
         _check_positive(
             turn_length=turn_length,
             pool_size=pool_size,
@@ -495,8 +523,7 @@ class MATrainer:
             )
         if training_mode in ("self_play", "league"):
             _check_two_player(training_mode, policy_manager, env)
-            counts = (num_main_exploiters, num_league_exploiters)
-            self._setup_pool(learner, *(counts if training_mode == "league" else (0, 0)))
+            self._setup_pool(learner, *(exploiters if training_mode == "league" else (0, 0)))
 
     # --- public state ----------------------------------------------------------------------------
 

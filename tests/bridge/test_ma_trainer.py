@@ -321,6 +321,10 @@ def spread3() -> tuple[Any, EnhancedPettingZooEnv]:
         (shared_manager, {"training_mode": "self_play", "no_env": True}, "needs env="),
         (shared_manager, {"training_mode": "self_play", "opponent_sampling": "best"}, "unknown"),
         (shared_manager, {"training_mode": "league", "learner": "nobody"}, "unknown learner"),
+        (shared_manager, {"training_mode": "league", "num_main_exploiters": -1}, "num_main"),
+        (shared_manager, {"league_exploiter_reset_prob": 1.5}, "reset_prob must be in"),
+        (shared_manager, {"pfsp_weighting": "cubic"}, "unknown pfsp_weighting"),
+        (shared_manager, {"updates_per_step": 0}, "updates_per_step must be"),
         (spread3, {"training_mode": "self_play"}, "two-player env, got 3 agents"),
         (spread3, {"training_mode": "league"}, "two-player env, got 3 agents"),
         (speaker_listener, {"training_mode": "self_play"}, "share observation spaces"),
@@ -345,6 +349,15 @@ def test_bad_calls_raise_value_error() -> None:
     coll = Collector[CollectStats](trainer.manager, DummyVectorEnv([tictactoe]))
     with pytest.raises(ValueError, match=r"trainer\.policy"):
         trainer.run(coll, num_steps=1, episodes_per_step=1)
+    coll = Collector[CollectStats](trainer.policy, DummyVectorEnv([tictactoe]))
+    with pytest.raises(ValueError, match="unknown player 'nobody'"):
+        trainer.evaluate(coll, "shared", "nobody", n_episode=2)
+    with pytest.raises(ValueError, match="FlexibleMultiAgentPolicyManager"):
+        MATrainer(object())  # type: ignore[arg-type]
+    simultaneous = MATrainer(trainer.manager)
+    coll = Collector[CollectStats](simultaneous.policy, DummyVectorEnv([tictactoe]))
+    with pytest.raises(ValueError, match="self_play and league only"):
+        simultaneous.evaluate(coll, "shared", "shared@0", n_episode=2)
 
 
 def test_exported_from_bridge() -> None:
