@@ -497,7 +497,7 @@ class MATrainer:
             updates_per_step=updates_per_step,
             repeat=repeat,
         )
-        self.manager = policy_manager
+        self.policy_manager = policy_manager
         self.training_mode = training_mode
         self.env = env
         self.turn_length, self.pool_size = turn_length, pool_size
@@ -533,9 +533,9 @@ class MATrainer:
         matchup's (the same object throughout; it switches matchups at each train step)."""
         return self._policy
 
-    @property
-    def learning_policy(self) -> str:
-        """The id of the policy (or league member) that the next train step updates."""
+    def get_current_learner(self) -> str:
+        """The id of the policy (self-play, league: the learner) that the next train step
+        updates; in simultaneous mode every policy id, joined by commas."""
         if self._matchup is not None:
             return self._matchup.learner.id
         if self.training_mode == "sequential":
@@ -624,19 +624,19 @@ class MATrainer:
             return found[0].id, found[0].algorithm, found[0].steps
         ids = list(self._distinct)
         pid = ids[0] if policy_id is None else policy_id
-        if pid not in self.manager.algorithms:
+        if pid not in self.policy_manager.algorithms:
             raise ValueError(
-                f"unknown policy id {pid!r}; the manager has {list(self.manager.algorithms)}"
+                f"unknown policy id {pid!r}; the manager has {list(self.policy_manager.algorithms)}"
             )
-        return str(pid), self.manager.algorithms[pid], self.step
+        return str(pid), self.policy_manager.algorithms[pid], self.step
 
     def _setup_pool(self, learner: Any, main_exploiters: int, league_exploiters: int) -> None:
         """Learners (main, exploiters), a first snapshot of the main agent, the first matchup."""
-        ids = list(self.manager.algorithms)
+        ids = list(self.policy_manager.algorithms)
         pid = ids[0] if learner is None else learner
-        if pid not in self.manager.algorithms:
+        if pid not in self.policy_manager.algorithms:
             raise ValueError(f"unknown learner {pid!r}; the manager's policy ids are {ids}")
-        main = self.manager.algorithms[pid]
+        main = self.policy_manager.algorithms[pid]
         self._learners = [_Learner(str(pid), "main", main)]
         for role, count in (("main_exploiter", main_exploiters),
                             ("league_exploiter", league_exploiters)):  # fmt: skip
@@ -647,7 +647,7 @@ class MATrainer:
         for le in self._learners:
             self.ratings.elo.setdefault(le.id, self.ratings.initial)
         self.add_to_opponent_pool(str(pid))
-        self._policy = _MatchPolicy(self.manager.policy)
+        self._policy = _MatchPolicy(self.policy_manager.policy)
         self._set_matchup(self._next_matchup())
 
     def _weights(self, learner: _Learner, sampling: str, members: list[PoolMember]) -> np.ndarray:
@@ -664,7 +664,7 @@ class MATrainer:
     # --- matchups -------------------------------------------------------------------------------
 
     def _agent(self, seat: int) -> Any:
-        return self.manager.agents[seat]
+        return self.policy_manager.agents[seat]
 
     def _next_matchup(self) -> tuple[_Learner, PoolMember, int]:
         """The next learner (round-robin), its opponent (by its role) and its seat (its own
@@ -725,15 +725,16 @@ class MATrainer:
     def _manager_step(self, buffer: ReplayBuffer) -> dict[str, Any]:
         """Simultaneous and sequential: the manager's update, with the frozen policies' own
         updates turned off."""
-        learning = self.learning_policy
+        learning = self.get_current_learner()
         frozen = []
         if self.training_mode == "sequential":
             frozen = [a for pid, a in self._distinct.items() if str(pid) != learning]
-        with policy_within_training_step(self.manager.policy), _frozen(frozen):
+        manager = self.policy_manager
+        with policy_within_training_step(manager.policy), _frozen(frozen):
             if self.off_policy:
-                stats = self.manager.update(buffer, sample_size=self.batch_size)
+                stats = manager.update(buffer, sample_size=self.batch_size)
             else:
-                stats = self.manager.update(buffer, batch_size=self.batch_size, repeat=self.repeat)
+                stats = manager.update(buffer, batch_size=self.batch_size, repeat=self.repeat)
         assert isinstance(stats, MultiAgentTrainingStats)
         losses = {}
         for pid, s in stats.per_policy.items():
@@ -792,7 +793,7 @@ class MATrainer:
         if found is None:
             return None
         data, stream, agent = found
-        return data, stream * len(self.manager.agents) + agent
+        return data, stream * len(self.policy_manager.agents) + agent
 
     def _record_games(self, m: _Matchup, data: Batch | None) -> list[float]:
         """Scores every game the learner finished (sign of its final reward) into the ratings."""
@@ -811,7 +812,7 @@ class MATrainer:
         on-policy on this step's trajectories."""
         data, slot = found
         algorithm = learner.algorithm
-        slots = len(streams(buffer)) * len(self.manager.agents)
+        slots = len(streams(buffer)) * len(self.policy_manager.agents)
         stats = TrainingStats()
         with policy_within_training_step(algorithm.policy):
             if not self.off_policy:

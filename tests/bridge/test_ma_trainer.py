@@ -245,7 +245,7 @@ def test_only_the_learners_transitions_are_learned_from() -> None:
     # the learner's replay holds one transition per own move (not its final rows), nothing else
     assert len(replay) == int(own.sum()) > 0
     assert set(np.asarray(replay[np.arange(len(replay))].info.agent_id)) == {
-        trainer.manager.agents.index(seat)
+        trainer.policy_manager.agents.index(seat)
     }
     assert stats.n_collected_episodes == 4
 
@@ -267,9 +267,11 @@ def test_sequential_frozen_policies_are_bit_identical_during_the_others_turn() -
     order = []
     for _ in range(6):
         before = {pid: params(a.policy) for pid, a in algorithms.items()}
+        learner = trainer.get_current_learner()
         with policy_within_training_step(trainer.policy):
             coll.collect(n_step=40)
         out = trainer.train_step(coll.buffer)
+        assert out["learning"] == learner
         order.append(out["learning"])
         other = "player_2" if out["learning"] == "player_1" else "player_1"
         assert same(params(algorithms[other].policy), before[other])  # frozen: bit-identical
@@ -280,7 +282,7 @@ def test_sequential_frozen_policies_are_bit_identical_during_the_others_turn() -
 
 def test_simultaneous_every_policy_learns_each_step() -> None:
     trainer, algorithms = independent("simultaneous")
-    assert trainer.policy is trainer.manager.policy
+    assert trainer.policy is trainer.policy_manager.policy
     coll = collector(trainer, tictactoe)
     before = {pid: params(a.policy) for pid, a in algorithms.items()}
     with policy_within_training_step(trainer.policy):
@@ -346,7 +348,7 @@ def test_bad_calls_raise_value_error() -> None:
         trainer.train_step({"obs": []})  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="already has a member 'shared@0'"):
         trainer.add_to_opponent_pool()
-    coll = Collector[CollectStats](trainer.manager, DummyVectorEnv([tictactoe]))
+    coll = Collector[CollectStats](trainer.policy_manager, DummyVectorEnv([tictactoe]))
     with pytest.raises(ValueError, match=r"trainer\.policy"):
         trainer.run(coll, num_steps=1, episodes_per_step=1)
     coll = Collector[CollectStats](trainer.policy, DummyVectorEnv([tictactoe]))
@@ -354,7 +356,7 @@ def test_bad_calls_raise_value_error() -> None:
         trainer.evaluate(coll, "shared", "nobody", n_episode=2)
     with pytest.raises(ValueError, match="FlexibleMultiAgentPolicyManager"):
         MATrainer(object())  # type: ignore[arg-type]
-    simultaneous = MATrainer(trainer.manager)
+    simultaneous = MATrainer(trainer.policy_manager)
     coll = Collector[CollectStats](simultaneous.policy, DummyVectorEnv([tictactoe]))
     with pytest.raises(ValueError, match="self_play and league only"):
         simultaneous.evaluate(coll, "shared", "shared@0", n_episode=2)
@@ -419,6 +421,7 @@ def league(seed: int = 0, **kwargs: Any) -> tuple[MATrainer, DQN]:
 def test_league_roles_take_turns_snapshot_and_exploiters_reset() -> None:
     trainer, learner = league(snapshot_interval=2, pool_size=20, league_exploiter_reset_prob=1.0)
     assert list(trainer.learners) == ["shared", "main_exploiter_0", "league_exploiter_0"]
+    assert trainer.get_current_learner() == "shared"
     assert trainer.learners["shared"] is learner
     exploiter = trainer.learners["main_exploiter_0"]
     assert exploiter is not learner
