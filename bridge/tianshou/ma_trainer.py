@@ -25,28 +25,42 @@ Modes (``training_mode``):
 Game outcomes (self-play and league) come from the learner's final transition of every episode
 in the collected rows: its reward's sign is a win (> 0), draw (0) or loss (< 0). Each game
 updates the payoff table and the Elo ratings (:func:`elo_update`) of both players; snapshots
-start from their source's rating.
+start from their source's rating. :meth:`MATrainer.evaluate` plays rated games without
+learning. (Simultaneous and sequential training keep no ratings.)
 
 The Collector acts with :attr:`MATrainer.policy` (the manager's policy, or in self-play and
 league a policy that plays the current matchup). Matchups change at every train step, so
 collect whole episodes from a reset (``collect(n_episode=..., reset_before_collect=True)``) as
 :meth:`MATrainer.run` does; transitions of episodes cut by a collect's end are dropped.
 
-Example (self-play DQN on tic-tac-toe)::
+Example (self-play DQN on tic-tac-toe; ``make_dqn(env)`` builds a Tianshou ``DQN`` for the
+env's padded spaces, as in ``tests/bridge/test_ma_trainer.py``)::
 
-    env = EnhancedPettingZooEnv(tictactoe_v3.env(), mode="aec")
+    def make_env():
+        return EnhancedPettingZooEnv(pettingzoo.make("aec", "classic/tictactoe-v3"), mode="aec")
+
+    env = make_env()
     manager = FlexibleMultiAgentPolicyManager(make_dqn(env), env, mode="shared")
     trainer = MATrainer(manager, "self_play", env=env, pool_size=5, snapshot_interval=10,
-                        opponent_sampling="pfsp", batch_size=64, seed=0)
+                        opponent_sampling="pfsp", batch_size=64, updates_per_step=8, seed=0)
     envs = DummyVectorEnv([make_env] * 8)
     collector = Collector(trainer.policy, envs, VectorReplayBuffer(20000, 8),
                           exploration_noise=True)
-    for _ in range(200):
-        with policy_within_training_step(trainer.policy):
-            collector.collect(n_episode=16, reset_before_collect=True)
+    for _ in range(400):
+        with policy_within_training_step(trainer.policy):  # DQN explores (eps_training)
+            collector.collect(n_episode=8, reset_before_collect=True)
         stats = trainer.train_step(collector.buffer)
-        # stats: step, mode, learner, opponent, seat, games, win_rate, losses, ratings
-    trainer.run(collector, num_steps=200, episodes_per_step=16)  # the same loop
+        # stats: step, mode, learning, opponent, seat, games, score, losses, ratings, pool
+    history = trainer.run(collector, num_steps=400, episodes_per_step=8)  # the same loop
+    trainer.evaluate(collector, "shared", "shared@0", n_episode=20)  # rated games, no learning
+    trainer.get_ratings()  # {"shared": 1650.2, "shared@360": 1590.1, ...}
+
+Sequential training of two independent policies::
+
+    manager = FlexibleMultiAgentPolicyManager([make_dqn(env), make_dqn(env)], env)
+    trainer = MATrainer(manager, "sequential", turn_length=5)
+    collector = Collector(trainer.policy, envs, VectorReplayBuffer(20000, 8))
+    ...  # collect, then trainer.train_step(collector.buffer): only get_current_learner() learns
 """
 
 from __future__ import annotations

@@ -400,7 +400,9 @@ def test_self_play_dqn_beats_random_play_from_either_seat() -> None:
 
 @pytest.mark.slow
 def test_self_play_dqn_win_or_draw_at_least_0_9_from_either_seat() -> None:
-    first, second = self_play_vs_random(steps=600, seed=2)
+    # measured: 1000 steps (8000 games, ~65 s on an idle core) seeds 0 and 5: (1.0, 0.98)
+    # both; 600 steps seeds 2-5: (1.0, 0.95), (1.0, 0.94), (1.0, 0.95), (0.94, 0.87)
+    first, second = self_play_vs_random(steps=1000, seed=0)
     assert first >= 0.9 and second >= 0.9, (first, second)
 
 
