@@ -3,9 +3,9 @@
 The only package of this distribution that imports those libraries. Laid out by what it
 serves: :mod:`bridge.pettingzoo` (env wrappers, their padding layout, conversion, jmarl envs as
 PettingZoo envs, host-stepped training) and :mod:`bridge.tianshou` (the manager, policies,
-buffers, Dict preprocessing). Tianshou-facing names
-(``FlexibleMultiAgentPolicyManager``, ...) are imported on first use, so that ``import bridge``
-does not pay for importing Tianshou.
+buffers, Dict preprocessing, ``MATrainer``). Tianshou-facing names
+(``FlexibleMultiAgentPolicyManager``, ``MATrainer``, ...) are imported on first use, so that
+``import bridge`` does not pay for importing Tianshou.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ _LAZY = {
     "FlexibleMultiAgentPolicyManager": "bridge.tianshou",
     "FlexibleMultiAgentOnPolicyManager": "bridge.tianshou",
     "FlexibleMultiAgentOffPolicyManager": "bridge.tianshou",
+    "MATrainer": "bridge.tianshou",
 }
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "JaxPPO",
     "JaxParallelEnv",
     "JaxPolicy",
+    "MATrainer",
     "from_gymnasium_space",
     "to_gymnasium_space",
     "to_pettingzoo",
