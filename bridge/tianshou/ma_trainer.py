@@ -92,6 +92,8 @@ from bridge.tianshou.manager import (
 )
 from bridge.tianshou.restitch import Restitcher, buffer_rows
 from bridge.tianshou.training_step import PassesOnTrainingStep
+from jmarl.modes import MODES, SAMPLING, ratings
+from jmarl.modes.ratings import PFSP_FUNCTIONS
 
 __all__ = [
     "OPPONENT_SAMPLING",
@@ -105,20 +107,17 @@ __all__ = [
     "pfsp_weights",
 ]
 
-TRAINING_MODES = ("simultaneous", "sequential", "self_play", "league")
-OPPONENT_SAMPLING = ("uniform", "latest", "pfsp")
-PFSP_WEIGHTINGS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "squared": lambda p: (1.0 - p) ** 2,  # AlphaStar's f_hard with p=2: hard opponents first
-    "linear": lambda p: 1.0 - p,
-    "variance": lambda p: p * (1.0 - p),  # opponents of about equal strength first
-}
+TRAINING_MODES = MODES
+OPPONENT_SAMPLING = SAMPLING
+PFSP_WEIGHTINGS = PFSP_FUNCTIONS  # one definition, shared with jmarl's jitted leagues
 
 # --- ratings ------------------------------------------------------------------------------------
 
 
 def elo_expected(rating_a: float, rating_b: float) -> float:
-    """Expected score of ``a`` against ``b``: ``1 / (1 + 10 ** ((R_b - R_a) / 400))``."""
-    return 1.0 / (1.0 + 10.0 ** ((rating_b - rating_a) / 400.0))
+    """Expected score of ``a`` against ``b``: ``1 / (1 + 10 ** ((R_b - R_a) / 400))``
+    (:func:`jmarl.modes.ratings.elo_expected`)."""
+    return float(ratings.elo_expected(rating_a, rating_b))
 
 
 def elo_update(

@@ -19,12 +19,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import jax.numpy as jnp
 
 from jmarl.types import Array
 
 INITIAL_RATING = 1000.0
-PFSP_WEIGHTINGS = ("squared", "variance", "linear")
+PFSP_FUNCTIONS: dict[str, Callable[[Any], Any]] = {
+    "squared": lambda p: (1.0 - p) ** 2,  # hard opponents first
+    "variance": lambda p: p * (1.0 - p),  # opponents of about the learner's level first
+    "linear": lambda p: 1.0 - p,
+}
+"""PFSP's ``f(p)`` by name, for numpy or JAX arrays of win rates (the bridge uses them too)."""
+PFSP_WEIGHTINGS = tuple(PFSP_FUNCTIONS)
 
 
 def elo_expected(rating: Array, opponent: Array) -> Array:
@@ -58,14 +67,9 @@ def pfsp_weights(win_rate: Array, valid: Array, weighting: str = "squared") -> A
     :param win_rate: ``f32[..., C]`` the learner's win rate against each candidate.
     :param valid: ``bool[..., C]`` candidates that exist.
     """
-    if weighting == "squared":
-        w = (1.0 - win_rate) ** 2
-    elif weighting == "variance":
-        w = win_rate * (1.0 - win_rate)
-    elif weighting == "linear":
-        w = 1.0 - win_rate
-    else:
+    if weighting not in PFSP_FUNCTIONS:
         raise ValueError(f"unknown PFSP weighting {weighting!r}; choose from {PFSP_WEIGHTINGS}")
+    w = PFSP_FUNCTIONS[weighting](win_rate)
     return normalise(jnp.where(valid, w, 0.0), valid)
 
 
