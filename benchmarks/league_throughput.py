@@ -204,9 +204,8 @@ def main() -> None:
             row["speedup_vs_python_loop"] = ratio(
                 row["self_play"]["games_per_s"], row["python_loop"]["games_per_s"]
             )
-            log(
-                f"  {row['speedup_vs_python_loop']:.2f}x, bookkeeping {row['bookkeeping_share']:.3f}"
-            )
+            speedup, share = row["speedup_vs_python_loop"], row["bookkeeping_share"]
+            log(f"  {speedup:.2f}x the Python loop, bookkeeping {share:.3f} of a step")
             rows.append(row)
     emit({"machine": machine_info(), "settings": vars(args), "rows": rows})
 

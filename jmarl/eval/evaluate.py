@@ -33,17 +33,18 @@ def make_evaluate(
     trainer: Trainer,
     episodes: int,
     deterministic: bool = False,
-    vs_random_seat: int | None = None,
-) -> Callable[[Params, PRNGKey], EvalResult]:
+    versus_random: bool = False,
+) -> Callable[..., EvalResult]:
     """Returns ``evaluate(params, key) -> EvalResult`` running ``episodes`` episodes with
     ``trainer.act`` (``params`` from ``trainer.acting_params``).
 
     Each of ``episodes`` envs runs ``spec.max_steps`` steps; only its first episode counts.
-    ``vs_random_seat``: the policy plays only that agent; every other agent plays uniformly
-    random legal actions (discrete action spaces with action masks, e.g. games).
+    ``versus_random``: ``evaluate(params, key, seat)``, the policy plays only agent ``seat``
+    (an ``int`` or a traced ``i32[]``: one program serves every seat); the others play
+    uniformly random legal actions (discrete action spaces with action masks, e.g. games).
     """
 
-    def evaluate(params: Params, key: PRNGKey) -> EvalResult:
+    def evaluate(params: Params, key: PRNGKey, seat: Array | int = 0) -> EvalResult:
         k_reset, k_run = jax.random.split(key)
         state, ts = jax.vmap(env.reset)(jax.random.split(k_reset, episodes))
 
@@ -52,9 +53,9 @@ def make_evaluate(
             k_act, k_env, k_random = jax.random.split(key, 3)
             out = trainer.act(params, ts, k_act, policy_carry, deterministic)
             action = out.action
-            if vs_random_seat is not None:
-                seat = jnp.arange(env.spec.num_agents) == vs_random_seat
-                action = jnp.where(seat, action, random_legal_actions(k_random, ts.action_mask))
+            if versus_random:
+                mine = jnp.arange(env.spec.num_agents) == seat
+                action = jnp.where(mine, action, random_legal_actions(k_random, ts.action_mask))
             state, ts = jax.vmap(env.step)(jax.random.split(k_env, episodes), state, action)
             ret = ret + running[:, None] * ts.reward
             length = length + running.astype(jnp.int32)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jmarl.agents.sharing import make_policy_mapping
@@ -229,9 +230,8 @@ def evaluate_run(
         out["episode_return_per_seed"] = [float(x) for x in np.mean(res.returns, axis=1)]
     if env.spec.zero_sum:
         out["return_per_seat"] = [float(x) for x in np.mean(res.agent_returns, axis=(0, 2))]
-        play = lambda seat: jax.jit(
-            jax.vmap(make_evaluate(env, trainer, size, deterministic, seat), (0, None))
-        )
+        versus = make_evaluate(env, trainer, size, deterministic, versus_random=True)
+        play = jax.jit(jax.vmap(versus, (0, None, None)))
         key = jax.random.fold_in(jax.random.key(seed), 1)
         out.update(versus_random_report(play, params, episodes, size, key))
     out.update(nash_conv_report(env, trainer, params, cfg.seeds, deterministic))
@@ -239,16 +239,16 @@ def evaluate_run(
 
 
 def versus_random_report(
-    play: Callable[[int], Callable], params: Any, episodes: int, size: int, key: jax.Array
+    play: Callable, params: Any, episodes: int, size: int, key: jax.Array
 ) -> dict[str, Any]:
     """``win_rate`` / ``draw_rate`` of the policy against uniformly random play in a
-    two-player game (mean over both seats, and ``..._per_seat``); ``play(seat)`` is the
-    jitted ``evaluate(params, key)`` of the policy in ``seat`` against random play."""
+    two-player game (mean over both seats, and ``..._per_seat``); ``play(params, key, seat)``
+    evaluates the policy in ``seat`` against random play (one program for both seats:
+    ``make_evaluate(..., versus_random=True)``)."""
     wins, draws = [], []
     for seat in range(2):
-        evaluate = play(seat)
         seat_key = jax.random.fold_in(key, seat)
-        run = functools.partial(evaluate, params)
+        run = functools.partial(lambda p, s, k: play(p, k, s), params, jnp.asarray(seat))
         res = evaluate_in_chunks(run, episodes, size, seat_key)
         mine, theirs = res.agent_returns[:, seat], res.agent_returns[:, 1 - seat]
         wins.append(float(np.mean(mine > theirs)))
