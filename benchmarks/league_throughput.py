@@ -1,10 +1,11 @@
 """Self-play and league throughput: games/s of jitted training vs a Python-loop driver.
 
 For ``kuhn_poker`` and ``tic_tac_toe`` (IPPO, shared parameters, ``--envs`` envs x
-``--rollout`` steps per update) and pool sizes ``--pools`` (1 8 64):
+``--rollout`` steps per update) and pool sizes ``--pools`` (2 8 64; a pool keeps each
+learner's initial snapshot, so self-play needs 2 slots and a league of 3 needs 6):
 
 (a) ``jitted``: ``jmarl.modes.league`` self-play (one learner, PFSP over the pool) and a
-    league (main agent, main exploiter, league exploiter; pools of at least 3 slots), the whole
+    league (main agent, main exploiter, league exploiter; pools of at least 6 slots), the whole
     loop of ``--updates`` updates one compiled ``lax.scan``: finished games per second (all
     members' games);
 (b) ``bookkeeping_share``: matchmaking (PFSP weights, per-env opponent draws, the parameter
@@ -183,7 +184,7 @@ def python_loop(game: str, pool: int, args: argparse.Namespace) -> dict[str, Any
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--games", nargs="+", default=["kuhn_poker", "tic_tac_toe"])
-    parser.add_argument("--pools", nargs="+", type=int, default=[1, 8, 64])
+    parser.add_argument("--pools", nargs="+", type=int, default=[2, 8, 64])
     parser.add_argument("--envs", type=int, default=64)
     parser.add_argument("--rollout", type=int, default=16)
     parser.add_argument("--updates", type=int, default=100)
@@ -196,7 +197,7 @@ def main() -> None:
             log(f"{game} pool {pool}")
             row: dict[str, Any] = {"game": game, "pool_size": pool}
             row["self_play"] = jitted(game, pool, "self_play", args)
-            row["league"] = jitted(game, pool, "league", args) if pool >= 3 else None
+            row["league"] = jitted(game, pool, "league", args) if pool >= 6 else None
             book = bookkeeping(game, pool, args)
             step_s = row["self_play"]["timing"]["best_s"]
             row["bookkeeping_share"] = ratio(book["timing"]["best_s"], step_s)

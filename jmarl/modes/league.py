@@ -56,7 +56,8 @@ SAMPLING = ("uniform", "latest", "pfsp")
 class LeagueConfig:
     """Settings of ``self_play`` and ``league`` training (see the module doc).
 
-    :param pool_size: snapshot slots ``P`` (a ring: the oldest snapshot is overwritten).
+    :param pool_size: snapshot slots ``P``: the members' initial snapshots stay, the other
+        ``P - M`` slots are a ring (the oldest snapshot is overwritten); ``P >= 2 M``.
     :param snapshot_interval: updates between snapshots.
     :param opponent_sampling: how main agents draw from the pool: ``uniform``, ``latest``
         or ``pfsp``.
@@ -168,10 +169,11 @@ def check_league(env: Env, trainer: Trainer, cfg: LeagueConfig, mode: str) -> No
         raise ConfigError(f"unknown PFSP weighting {cfg.pfsp_weighting!r}")
     if cfg.main_agents < 1 or cfg.main_exploiters < 0 or cfg.league_exploiters < 0:
         raise ConfigError("a league needs >= 1 main agent and >= 0 exploiters of each kind")
-    if cfg.pool_size < cfg.members:
+    if cfg.pool_size < 2 * cfg.members:
         raise ConfigError(
-            f"--pool-size {cfg.pool_size} cannot hold one snapshot of each of the "
-            f"{cfg.members} league members"
+            f"--pool-size {cfg.pool_size} is too small for {cfg.members} learner(s): the pool "
+            f"keeps their initial snapshots and rotates at least one more slot each (>= "
+            f"{2 * cfg.members})"
         )
 
 
@@ -270,11 +272,13 @@ def init_league(trainer: Trainer, cfg: LeagueConfig, key: PRNGKey) -> LeagueStat
 
 
 def snapshot(state: LeagueState, acting: Params, update: Array) -> LeagueState:
-    """Every member's ``acting`` parameters ``[M, ...]`` into the next ``M`` pool slots (a
-    ring), each inheriting its member's rating; the payoff columns of those slots start over."""
+    """Every member's ``acting`` parameters ``[M, ...]`` into the next ``M`` pool slots, each
+    inheriting its member's rating; the payoff columns of those slots start over. Slots
+    ``0..M-1`` keep the members' initial snapshots for good (the weakest, most varied players
+    a learner keeps meeting); the others are a ring, the oldest overwritten first."""
     m = state.games.shape[0]
     p = state.pool_owner.shape[0]
-    slots = (state.snapshots + jnp.arange(m)) % p
+    slots = m + (state.snapshots - m + jnp.arange(m)) % (p - m)
     fresh = jnp.zeros((p,), bool).at[slots].set(True)
     columns = jnp.concatenate([fresh, jnp.zeros((m,), bool)])
     return state._replace(

@@ -149,7 +149,7 @@ def test_game_outcomes_score_the_learners_seat_across_the_window() -> None:
 
 def test_snapshots_copy_the_learner_and_the_pool_stays_frozen_between_them() -> None:
     trainer = _rps_trainer(updates=7)
-    cfg = LeagueConfig(pool_size=2, snapshot_interval=3)
+    cfg = LeagueConfig(pool_size=3, snapshot_interval=3)
     tr = league(trainer, jmarl.make("rock_paper_scissors"), cfg, "self_play")
     state = jax.jit(tr.init)(jax.random.key(0))
     step = jax.jit(tr.step)
@@ -165,29 +165,38 @@ def test_snapshots_copy_the_learner_and_the_pool_stays_frozen_between_them() -> 
     slot = lambda pool, i: jax.tree.map(lambda x: x[i], pool)
     assert same(pools[0], pools[1]) and same(pools[1], pools[2])  # no update moves the pool
     assert same(slot(pools[3], 1), acting[2])  # update 3: the learner into slot 1 ...
-    assert same(slot(pools[3], 0), slot(pools[0], 0))
-    assert same(slot(pools[6], 0), acting[5])  # ... update 6 overwrites the oldest (ring)
+    assert same(slot(pools[6], 2), acting[5])  # ... update 6 into slot 2
+    assert same(slot(pools[7], 0), slot(pools[0], 0))  # the initial snapshot stays
     assert not same(acting[2], acting[5])  # the learner learned meanwhile
     ls = state.learner
-    np.testing.assert_array_equal(ls.pool_update, [6, 3])
+    np.testing.assert_array_equal(ls.pool_update, [0, 3, 6])
     np.testing.assert_array_equal(ls.snapshots, 3)
 
 
+def test_the_ring_skips_the_initial_snapshots() -> None:
+    cfg = LeagueConfig(pool_size=3)
+    ls = init_league(_rps_trainer(), cfg, jax.random.key(0))
+    acting = jax.vmap(_rps_trainer().acting_params)(ls.members)
+    for update, expected in ((1, [0, 1, -1]), (2, [0, 1, 2]), (3, [0, 3, 2]), (4, [0, 3, 4])):
+        ls = snapshot(ls, acting, jnp.asarray(update))
+        np.testing.assert_array_equal(ls.pool_update, expected)
+
+
 def test_snapshot_inherits_the_members_rating_and_clears_its_columns() -> None:
-    cfg = league_config(pool_size=4)
+    cfg = league_config(pool_size=6)
     ls = init_league(_rps_trainer(), cfg, jax.random.key(0))
     ls = ls._replace(
-        ratings=ls.ratings.at[4:].set([1100.0, 900.0, 1050.0]),
+        ratings=ls.ratings.at[6:].set([1100.0, 900.0, 1050.0]),
         games=jnp.ones_like(ls.games),
         score=jnp.ones_like(ls.score),
     )
     acting = jax.vmap(_rps_trainer().acting_params)(ls.members)
     new = snapshot(ls, acting, jnp.asarray(20))
-    # 3 members were snapshotted at init: the next 3 slots are 3, 0, 1
-    np.testing.assert_array_equal(new.pool_owner, [1, 2, 2, 0])
-    np.testing.assert_allclose(new.ratings[:4], [900.0, 1050.0, 1000.0, 1100.0])
-    np.testing.assert_array_equal(new.games[:, [0, 1, 3]], 0.0)
-    np.testing.assert_array_equal(new.games[:, 2], 1.0)
+    # the 3 initial snapshots stay in slots 0-2; the members go to the ring, slots 3-5
+    np.testing.assert_array_equal(new.pool_owner, [0, 1, 2, 0, 1, 2])
+    np.testing.assert_allclose(new.ratings[:6], [1000.0] * 3 + [1100.0, 900.0, 1050.0])
+    np.testing.assert_array_equal(new.games[:, 3:6], 0.0)
+    np.testing.assert_array_equal(new.games[:, :3], 1.0)
 
 
 def test_exploiters_reset_when_they_beat_the_mains_or_by_coin() -> None:
@@ -223,7 +232,7 @@ def test_exploiters_reset_when_they_beat_the_mains_or_by_coin() -> None:
 def test_league_trains_seeds_under_jit_vmap_and_reports_its_metrics() -> None:
     trainer = _rps_trainer(updates=4)
     tr = league(
-        trainer, jmarl.make("rock_paper_scissors"), league_config(pool_size=4, snapshot_interval=2)
+        trainer, jmarl.make("rock_paper_scissors"), league_config(pool_size=6, snapshot_interval=2)
     )
     out = jax.jit(jax.vmap(tr.train))(jax.random.split(jax.random.key(0), 2))
     m = out.metrics
@@ -239,7 +248,7 @@ def test_league_trains_seeds_under_jit_vmap_and_reports_its_metrics() -> None:
         "loss",
     ):
         assert m[name].shape == (2, 4), name
-    np.testing.assert_array_equal(m["pool_filled"][0], [3, 4, 4, 4])
+    np.testing.assert_array_equal(m["pool_filled"][0], [3, 6, 6, 6])
     # every rollout step of every env finishes one game of rock-paper-scissors
     np.testing.assert_array_equal(m["games"], 8 * 2)
     assert np.all(np.abs(m["return_seat_0"] + m["return_seat_1"]) < 1e-6)  # zero-sum
@@ -257,7 +266,11 @@ def test_league_trains_seeds_under_jit_vmap_and_reports_its_metrics() -> None:
             LeagueConfig(opponent_sampling="best", snapshot_interval=2),
             "opponent-sampling",
         ),
-        ("rock_paper_scissors", league_config(pool_size=2, snapshot_interval=2), "cannot hold"),
+        (
+            "rock_paper_scissors",
+            league_config(pool_size=5, snapshot_interval=2),
+            "pool-size 5 is too small",
+        ),
     ],
 )
 def test_bad_population_settings_are_refused(env: str, cfg: LeagueConfig, match: str) -> None:

@@ -122,7 +122,7 @@ def test_jmarl_train_league_writes_league_json_and_evaluate_reports_games(
     out = tmp_path / "run"
     argv = ["train", "--env", "kuhn_poker", "--algo", "ippo", "--mode", "league"]
     argv += ["--steps", "256", "--num-envs", "8", "--rollout-length", "8", "--num-minibatches", "1"]
-    argv += ["--pool-size", "4", "--snapshot-interval", "2", "--log-every", "2"]
+    argv += ["--pool-size", "6", "--snapshot-interval", "2", "--log-every", "2"]
     assert main([*argv, "--out", str(out), "--quiet"]) == 0
     league = json.loads((out / "league.json").read_text())["seeds"][0]
     assert [m["name"] for m in league["members"]] == [
@@ -130,10 +130,10 @@ def test_jmarl_train_league_writes_league_json_and_evaluate_reports_games(
         "main_exploiter_0",
         "league_exploiter_0",
     ]
-    assert len(league["pool"]) == 4 and {p["member"] for p in league["pool"]} <= {
+    assert len(league["pool"]) == 6 and {p["member"] for p in league["pool"]} <= {
         m["name"] for m in league["members"]
     }
-    assert np.asarray(league["payoff"]["win_rate"]).shape == (3, 7)
+    assert np.asarray(league["payoff"]["win_rate"]).shape == (3, 9)
     assert 0.0 <= league["nash_conv_pool"] <= 4.0 and "nash_conv_main" in league
     assert (out / "league.png").stat().st_size > 0
     rows = [json.loads(r) for r in (out / "metrics.jsonl").read_text().splitlines()]
