@@ -86,17 +86,9 @@ def self_play(seed: int = 0, **kwargs: Any) -> tuple[MATrainer, DQN]:
 
 def versus_random(algorithm: Any, seat: int, episodes: int = 100, seed: int = 7) -> np.ndarray:
     """``algorithm``'s (greedy) returns in ``seat`` against the masked random policy."""
-    env = tictactoe()
-    opponent = MARLRandomDiscreteMaskedOffPolicyAlgorithm(action_space=env.action_space)
-    seats = [opponent, algorithm] if seat == 1 else [algorithm, opponent]
-    manager = FlexibleMultiAgentPolicyManager(seats, env)
-    np.random.seed(seed)  # noqa: NPY002
-    envs = DummyVectorEnv([tictactoe] * 10)
-    envs.seed(seed)
-    stats = Collector[CollectStats](manager, envs).collect(
-        n_episode=episodes, reset_before_collect=True
-    )
-    return np.asarray(stats.returns)[:, seat]
+    from test_tianshou_manager import versus_random_returns  # tests/bridge is on sys.path
+
+    return versus_random_returns(algorithm, seat, episodes, seed)
 
 
 # --- Elo and PFSP arithmetic ---------------------------------------------------------------------
