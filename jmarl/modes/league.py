@@ -152,6 +152,12 @@ def check_league(env: Env, trainer: Trainer, cfg: LeagueConfig, mode: str) -> No
             f"--mode league ranks players by wins in zero-sum games; {spec.name!r} is not "
             "zero-sum (use --mode self_play)"
         )
+    if getattr(trainer.config, "mixer", "none") != "none":
+        raise ConfigError(
+            f"--mode {mode} pits the two seats against each other, but a value-decomposition "
+            f"learner ({trainer.config.mixer}) maximises their summed (team) reward: use iql, "
+            "ippo, mappo or maddpg"
+        )
     if jax.tree.leaves(trainer.init_carry(1)):
         raise ConfigError(f"--mode {mode} needs feed-forward policies (no --recurrent)")
     if cfg.pool_size < 1:

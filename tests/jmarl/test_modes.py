@@ -79,6 +79,19 @@ def test_sequential_needs_several_policies_and_turns_that_fit() -> None:
         (["--pool-size", "4"], "only used with --mode self_play or league"),
         (["--mode", "self_play", "--env", "kuhn_poker", "--main-exploiters", "2"], "league"),
         (["--mode", "self_play", "--env", "tic_tac_toe", "--algo", "vdn"], "turn-based"),
+        (
+            [
+                "--mode",
+                "league",
+                "--env",
+                "rock_paper_scissors",
+                "--algo",
+                "qmix",
+                "--learning-starts",
+                "0",
+            ],
+            "team",
+        ),
         (["--mode", "sequential"], "--sharing shared has one"),
         (["--turn-length", "5"], "--turn-length is only used with --mode sequential"),
         (
