@@ -438,6 +438,8 @@ def evaluate(policy: Policy, episodes: int = 300) -> np.ndarray:
     return test.collect(n_episode=episodes).returns.mean(axis=1)
 
 
+@pytest.mark.slow  # CI keeps JaxPPO learning through Tianshou's trainer in
+# tests/bridge/test_tianshou_manager.py::test_a_jax_policy_is_managed_as_one_joint_algorithm
 def test_onpolicy_trainer_learns_simple_spread() -> None:
     """MAPPO with shared parameters, 48k env steps through Tianshou's OnPolicyTrainer, then
     the final policy on 300 fixed episodes against doing nothing on the same episodes.

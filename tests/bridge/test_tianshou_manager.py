@@ -781,6 +781,7 @@ def test_tic_tac_toe_dqn_beats_random_independent_mode() -> None:
     assert versus_random(learner, seat=1) >= 0.3  # measured 0.42-0.65 (seeds 0-6)
 
 
+@pytest.mark.slow  # CI keeps one DQN for both seats learning in tests/bridge/test_ma_trainer.py
 def test_tic_tac_toe_one_shared_dqn_for_both_seats_beats_random() -> None:
     env = tictactoe()
     learner = tic_tac_toe_dqn(env)
