@@ -27,7 +27,7 @@ from jmarl.algos.ppo.config import PPOConfig
 from jmarl.env.base import Env
 from jmarl.env.registry import make
 from jmarl.eval.evaluate import EVAL_CHUNK, evaluate_in_chunks, make_evaluate
-from jmarl.eval.nash_conv import Mixture, make_nash_conv
+from jmarl.eval.nash_conv import make_nash_conv
 from jmarl.eval.policies import actor_critic_policy, greedy_policy
 from jmarl.modes import LeagueConfig, apply_mode, member_names
 from jmarl.run.checkpoint import (
@@ -38,7 +38,7 @@ from jmarl.run.checkpoint import (
     resume_part,
 )
 from jmarl.run.config import ENV_ARGUMENTS, RunConfig, load_run_config, population_config
-from jmarl.run.league_report import league_report, pool_policies, write_league
+from jmarl.run.league_report import league_report, pool_mixture, write_league
 from jmarl.run.recorder import Progress, RunRecorder
 from jmarl.run.resources import check_fits, program_bytes, tree_bytes
 
@@ -194,8 +194,7 @@ def pool_nash_conv_metric(
         out = np.full((seeds, k), np.nan)
         for s in range(seeds):
             ls = jax.tree.map(lambda x, s=s: x[s], learner)
-            policies = pool_policies(trainer, env, ls)
-            out[s, -1] = nash_conv(Mixture(policies, [1.0] * len(policies)))
+            out[s, -1] = nash_conv(pool_mixture(trainer, env, ls))
         return out
 
     return metric

@@ -38,13 +38,16 @@ def pool_policies(trainer: Trainer, env: Env, ls: LeagueState) -> list[Any]:
     return [_policy(trainer, env, jax.tree.map(lambda x, i=i: x[i], ls.pool)) for i in slots]
 
 
-def _mixture(policies: list[Any]) -> Mixture:
+def pool_mixture(trainer: Trainer, env: Env, ls: LeagueState) -> Mixture:
+    """The uniform mixture of the pool's snapshots (one seed), as :func:`jmarl.nash_conv`
+    takes it."""
+    policies = pool_policies(trainer, env, ls)
     return Mixture(policies, [1.0] * len(policies))
 
 
 def pool_nash_conv(trainer: Trainer, env: Env, ls: LeagueState) -> float:
     """Exact NashConv of the uniform mixture of the pool's snapshots (one seed)."""
-    return make_nash_conv(env)(_mixture(pool_policies(trainer, env, ls)))
+    return make_nash_conv(env)(pool_mixture(trainer, env, ls))
 
 
 def _seed_report(trainer: Trainer, env: Env, cfg: LeagueConfig, ls: LeagueState) -> dict:
@@ -77,7 +80,7 @@ def _seed_report(trainer: Trainer, env: Env, cfg: LeagueConfig, ls: LeagueState)
     }
     if env.chance_outcomes is not None and not jax.tree.leaves(trainer.init_carry(1)):
         nash_conv = make_nash_conv(env)
-        report["nash_conv_pool"] = nash_conv(_mixture(pool_policies(trainer, env, ls)))
+        report["nash_conv_pool"] = nash_conv(pool_mixture(trainer, env, ls))
         report["nash_conv_main"] = nash_conv(_policy(trainer, env, trainer.acting_params(ls)))
     return report
 
