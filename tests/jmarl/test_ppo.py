@@ -12,6 +12,7 @@ import jmarl
 from jmarl.algos.base import Transition
 from jmarl.algos.ppo.losses import PPOBatch, ppo_loss
 from jmarl.algos.ppo.networks import make_actor_critic
+from jmarl.algos.ppo.update import shuffle
 
 TINY = jmarl.PPOConfig(
     num_envs=2, rollout_length=5, num_epochs=2, num_minibatches=2, hidden_sizes=(8,)
@@ -199,3 +200,35 @@ def test_frozen_policies_stay_bit_identical_while_the_others_learn(sharing: str)
         )
     ]
     assert any(moved), f"policy {learning!r} did not learn"
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 64, 800, 3200, 4097, 70_000])
+def test_shuffle_is_a_permutation_of_every_index(size: int) -> None:
+    """Both paths: the packed single-operand sort (<= 2^16) and the argsort fallback."""
+    perm = np.asarray(jax.jit(shuffle, static_argnums=1)(jax.random.key(size), size))
+    assert perm.dtype == np.int32
+    np.testing.assert_array_equal(np.sort(perm), np.arange(size))
+
+
+def test_shuffle_draws_every_order_equally_often() -> None:
+    """4800 shuffles of 4 items: each of the 24 orders ~200 times (chi-square, 23 dof; the
+    0.1% critical value is 49.7); the same key gives the same order."""
+    keys = jax.random.split(jax.random.key(0), 4800)
+    perms = np.asarray(jax.jit(jax.vmap(lambda k: shuffle(k, 4)))(keys))
+    _, counts = np.unique(perms, axis=0, return_counts=True)
+    assert len(counts) == 24
+    chi2 = float(np.sum((counts - 200.0) ** 2 / 200.0))
+    assert chi2 < 49.7, (chi2, counts)
+    np.testing.assert_array_equal(shuffle(keys[0], 4), shuffle(keys[0], 4))
+
+
+def test_shuffle_splits_items_evenly_between_minibatches() -> None:
+    """Across shuffles of 3200 rows, each row lands in the first half with probability 1/2:
+    no index (early or late in the rollout) is favoured."""
+    keys = jax.random.split(jax.random.key(1), 400)
+    first_half = jax.jit(jax.vmap(lambda k: jnp.zeros(3200).at[shuffle(k, 3200)[:1600]].set(1.0)))
+    share = np.asarray(first_half(keys)).mean(axis=0)  # [3200], each ~ Binomial(400, 1/2)/400
+    assert abs(share.mean() - 0.5) < 1e-6
+    assert np.abs(share - 0.5).max() < 5 * 0.5 / np.sqrt(400) + 0.05
+    early, late = share[:800].mean(), share[-800:].mean()
+    assert abs(early - late) < 0.02, (early, late)

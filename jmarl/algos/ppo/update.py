@@ -130,11 +130,26 @@ def compute_gae(
 
 
 def shuffle(key: PRNGKey, size: int) -> Array:
-    """A uniformly random permutation of ``range(size)``: one argsort of random 32-bit keys
-    (``jax.random.permutation`` sorts twice; this is ~6% faster for a whole IPPO training loop
-    at 64 envs x 50 steps on 2 CPU cores). Ties between keys (probability ~ size^2 / 2^33) keep
-    index order, a negligible bias."""
-    return jnp.argsort(jax.random.bits(key, (size,)))
+    """A random permutation of ``range(size)`` from one single-operand sort of ``uint32``.
+
+    Each entry's sort key holds random high bits and, in its low ``b = bit_length(size - 1)``
+    bits, its index XOR a random ``b``-bit mask: the keys are distinct, the index comes back
+    from the low bits, and entries whose random bits tie are ordered by the masked index (a
+    random relabelling, so no index is favoured). With ``32 - b`` random bits, ties are rare
+    (about ``size^2 / 2^(33 - b)`` pairs) and only matter at minibatch boundaries. A sort of one
+    operand is ~3.5x faster on CPU than ``jnp.argsort`` (keys plus indices) and ~7x faster
+    than ``jax.random.permutation`` (two such sorts). Sizes above ``2^16`` (fewer than 16
+    random bits) use ``jnp.argsort`` of random 32-bit keys.
+    """
+    bits = max(int(size - 1).bit_length(), 1)
+    k_keys, k_mask = jax.random.split(key)
+    if bits > 16:
+        return jnp.argsort(jax.random.bits(k_keys, (size,)))
+    low = jnp.uint32((1 << bits) - 1)
+    mask = jax.random.bits(k_mask, (), jnp.uint32) & low
+    index = jnp.arange(size, dtype=jnp.uint32) ^ mask
+    keys = (jax.random.bits(k_keys, (size,), jnp.uint32) & ~low) | index
+    return ((jax.lax.sort(keys) & low) ^ mask).astype(jnp.int32)
 
 
 def _minibatches(batch: PPOBatch, key: PRNGKey, num_minibatches: int) -> PPOBatch:
