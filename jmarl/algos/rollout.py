@@ -26,7 +26,7 @@ from jmarl.algos.base import (
     Transition,
 )
 from jmarl.config_check import INT32_MAX, ConfigError
-from jmarl.env.base import Env, TimeStep
+from jmarl.env.base import Env, TimeStep, step_batch
 from jmarl.types import Params, PRNGKey
 
 Act = Callable[..., ActOutput]
@@ -71,11 +71,12 @@ def reset_totals(stats: EpisodeStats) -> EpisodeStats:
 def make_rollout(env: Env, act: Act, rollout_length: int) -> Rollout:
     """Returns ``rollout(params, rstate, key) -> (rstate, Transition[T, E, ...])``.
 
-    Each step splits its key into an acting and an env key; the env key is split once more
-    per env. The transition's ``discount`` is 0 where the *next* timestep ends the agent's
-    episode (terminated, truncated, or the env's episode is over).
+    Each step splits its key into an acting and an env key; the env key steps all envs
+    (:func:`jmarl.env.base.step_batch`: split once more per env). The transition's
+    ``discount`` is 0 where the *next* timestep ends the agent's episode (terminated,
+    truncated, or the env's episode is over).
     """
-    env_step = jax.vmap(env.step)
+    env_step = step_batch(env)
 
     def one_step(
         carry: tuple[Params, RolloutState], key: PRNGKey
@@ -84,8 +85,7 @@ def make_rollout(env: Env, act: Act, rollout_length: int) -> Rollout:
         ts = rs.timestep
         k_act, k_env = jax.random.split(key)
         out = act(params, ts, k_act, rs.carry)
-        num_envs = ts.reward.shape[0]
-        env_state, next_ts = env_step(jax.random.split(k_env, num_envs), rs.env_state, out.action)
+        env_state, next_ts = env_step(k_env, rs.env_state, out.action)
         ended = next_ts.terminated | next_ts.truncated | next_ts.done[:, None]
         tr = Transition(
             obs=ts.obs,

@@ -113,6 +113,7 @@ EnvState = Any
 ResetFn = Callable[[PRNGKey], tuple[EnvState, TimeStep]]
 StepFn = Callable[[PRNGKey, EnvState, PyTree], tuple[EnvState, TimeStep]]
 ChanceFn = Callable[[], tuple[EnvState, TimeStep, Array]]
+BatchStepFn = Callable[[PRNGKey, EnvState, PyTree], tuple[EnvState, TimeStep]]
 
 
 class Env(NamedTuple):
@@ -128,6 +129,12 @@ class Env(NamedTuple):
     probability ``p[c]``, and ``step_without_reset`` is deterministic (all chance, e.g. the
     deal of the cards, happens at reset). :func:`jmarl.nash_conv` walks the game tree from
     these states.
+
+    ``batch_step``, when given, steps a batch of envs at once: ``batch_step(key, states [E],
+    actions [E])`` equals ``vmap(step)(split(key, E), states, actions)`` (to float32
+    rounding; :func:`jmarl.testing.check_env` checks it) and exists to be cheaper, e.g. by
+    drawing fresh episodes only when some env's episode ends. Use :func:`step_batch`, which
+    falls back to that ``vmap``. A wrapper that changes ``step`` must drop or replace it.
     """
 
     spec: EnvSpec
@@ -135,6 +142,21 @@ class Env(NamedTuple):
     step: StepFn
     step_without_reset: StepFn | None = None
     chance_outcomes: ChanceFn | None = None
+    batch_step: BatchStepFn | None = None
+
+
+def step_batch(env: Env) -> BatchStepFn:
+    """``(key, states [E], actions [E]) -> (states, TimeStep)`` [E]: ``env.batch_step``, or
+    ``vmap(env.step)`` with one key per env from ``split(key, E)``."""
+    if env.batch_step is not None:
+        return env.batch_step
+    step = jax.vmap(env.step)
+
+    def stepped(key: PRNGKey, states: EnvState, actions: PyTree) -> tuple[EnvState, TimeStep]:
+        num_envs = jax.tree.leaves((states, actions))[0].shape[0]
+        return step(jax.random.split(key, num_envs), states, actions)
+
+    return stepped
 
 
 def auto_reset(reset: ResetFn, step: StepFn) -> StepFn:

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jmarl.algos.base import Trainer
-from jmarl.env.base import Env
+from jmarl.env.base import Env, step_batch
 from jmarl.types import Array, Params, PRNGKey
 
 
@@ -44,6 +44,8 @@ def make_evaluate(
     uniformly random legal actions (discrete action spaces with action masks, e.g. games).
     """
 
+    env_step = step_batch(env)
+
     def evaluate(params: Params, key: PRNGKey, seat: Array | int = 0) -> EvalResult:
         k_reset, k_run = jax.random.split(key)
         state, ts = jax.vmap(env.reset)(jax.random.split(k_reset, episodes))
@@ -56,7 +58,7 @@ def make_evaluate(
             if versus_random:
                 mine = jnp.arange(env.spec.num_agents) == seat
                 action = jnp.where(mine, action, random_legal_actions(k_random, ts.action_mask))
-            state, ts = jax.vmap(env.step)(jax.random.split(k_env, episodes), state, action)
+            state, ts = env_step(k_env, state, action)
             ret = ret + running[:, None] * ts.reward
             length = length + running.astype(jnp.int32)
             running = running & ~ts.done

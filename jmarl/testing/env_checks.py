@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jmarl.env import spaces
-from jmarl.env.base import Env, EnvSpec, ResetFn, StepFn, TimeStep
+from jmarl.env.base import Env, EnvSpec, ResetFn, StepFn, TimeStep, step_batch
 from jmarl.types import Array, PRNGKey, PyTree
 
 
@@ -339,6 +339,25 @@ def _check_vmap(env: Env, key: PRNGKey, reset: ResetFn, step: StepFn) -> None:
         stepped = step(step_keys[i], _index(states, i), _index(actions, i))
         if not _trees_equal(stepped, _index((next_states, next_tss), i), exact=False):
             _fail(spec, f"vmap(step) element {i} differs from an unbatched step")
+    if env.batch_step is not None:
+        _check_batch_step(env, jax.random.fold_in(key, 4), states, tss)
+
+
+def _check_batch_step(env: Env, key: PRNGKey, states: PyTree, tss: TimeStep) -> None:
+    """``env.batch_step`` agrees with ``vmap(env.step)`` over ``split(key, E)`` for
+    ``2 * max_steps`` steps (across episode ends)."""
+    spec = env.spec
+    batched, vmapped = jax.jit(step_batch(env)), jax.jit(step_batch(env._replace(batch_step=None)))
+    num_envs = jax.tree.leaves(tss.reward)[0].shape[0]
+    sample = jax.vmap(lambda k, mask: sample_actions(k, spec, mask))
+    for t in range(min(2 * (spec.max_steps or 1), 200)):
+        k_act, k_step = jax.random.split(jax.random.fold_in(key, t))
+        actions = sample(jax.random.split(k_act, num_envs), tss.action_mask)
+        expected = vmapped(k_step, states, actions)
+        got = batched(k_step, states, actions)
+        if not _same_structure(got, expected) or not _trees_equal(got, expected, exact=False):
+            _fail(spec, f"batch_step differs from vmap(step) at step {t}")
+        states, tss = expected
 
 
 def _index(tree: PyTree, i: int) -> PyTree:

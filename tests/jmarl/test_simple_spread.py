@@ -11,6 +11,7 @@ import pytest
 
 import jmarl
 from jmarl.env import Env, auto_reset
+from jmarl.env.base import step_batch
 from jmarl.env.mpe.simple_spread import (
     SimpleSpreadState,
     contact_forces,
@@ -22,6 +23,7 @@ from jmarl.env.mpe.simple_spread import (
     simple_spread_step,
 )
 from jmarl.env.spaces import Box, Discrete
+from jmarl.eval.evaluate import make_evaluate
 from jmarl.testing import check_env
 
 
@@ -371,3 +373,63 @@ def test_fused_auto_reset_step_equals_generic_auto_reset() -> None:
         s2, t2 = generic(k, s2, a)
         for x, y in zip(jax.tree.leaves((s1, t1)), jax.tree.leaves((s2, t2))):
             np.testing.assert_allclose(x, y, atol=1e-6)
+
+
+@pytest.mark.parametrize("continuous", [False, True])
+def test_batch_step_equals_vmap_of_step_across_episode_ends(continuous: bool) -> None:
+    """env.batch_step (fresh episodes drawn only when one ends) gives vmap(env.step)'s states
+    and timesteps over split(key, E), also in envs whose episodes end at different steps and
+    under an outer vmap (seeds), where its cond becomes a select."""
+    env = jmarl.make("simple_spread", num_agents=3, max_steps=4, continuous_actions=continuous)
+    plain = step_batch(env._replace(batch_step=None))
+    num_envs = 5
+    states, _ = jax.vmap(env.reset)(jax.random.split(jax.random.key(0), num_envs))
+    states = states._replace(step=jnp.arange(num_envs, dtype=jnp.int32) % 4)  # staggered ends
+    shape = (num_envs, 3, 5) if continuous else (num_envs, 3)
+
+    def actions(k: jax.Array) -> jax.Array:
+        if continuous:
+            return jax.random.uniform(k, shape)
+        return jax.random.randint(k, shape, 0, 5)
+
+    batched, vmapped = jax.jit(env.batch_step), jax.jit(plain)
+    seeds = jax.jit(jax.vmap(env.batch_step, in_axes=(0, None, None)))
+    for t in range(10):
+        k_act, k_step = jax.random.split(jax.random.key(100 + t))
+        a = actions(k_act)
+        expected = vmapped(k_step, states, a)
+        got = batched(k_step, states, a)
+        got_seeds = seeds(jnp.stack([k_step, k_step]), states, a)
+        for x, y, z in zip(*map(jax.tree.leaves, (expected, got, got_seeds))):
+            np.testing.assert_allclose(y, x, atol=1e-6)
+            np.testing.assert_allclose(z[1], x, atol=1e-6)
+        states = expected[0]
+
+
+def test_check_env_catches_a_batch_step_that_differs_from_vmap_of_step() -> None:
+    env = make_simple_spread(num_agents=2, max_steps=4)
+    no_reset = lambda key, states, a: jax.vmap(env.step_without_reset)(  # never restarts
+        jax.random.split(key, a.shape[0]), states, a
+    )
+    with pytest.raises(AssertionError, match="batch_step differs from vmap"):
+        check_env(env._replace(batch_step=no_reset), jax.random.key(0), num_steps=12)
+
+
+def test_rollouts_and_evaluation_step_envs_through_batch_step() -> None:
+    """make_rollout and evaluate use env.batch_step when the env has one (planted: +1 reward)."""
+    env = jmarl.make("simple_spread", num_agents=2, max_steps=4)
+
+    def plus_one(key, states, a):
+        states, ts = env.batch_step(key, states, a)
+        return states, ts._replace(reward=ts.reward + 1.0)
+
+    cfg = jmarl.PPOConfig(num_envs=2, rollout_length=4, num_minibatches=1, num_epochs=1)
+    rewards = []
+    for e in (env, env._replace(batch_step=plus_one)):
+        trainer = jmarl.make_ppo(e, cfg, total_steps=8)
+        out = jax.jit(trainer.train)(jax.random.key(0))
+        evaluate = make_evaluate(e, trainer, episodes=2)
+        result = jax.jit(evaluate)(trainer.acting_params(out.state.learner), jax.random.key(1))
+        rewards.append((float(out.metrics["step_reward"][0]), float(result.returns.mean())))
+    assert rewards[1][0] == pytest.approx(rewards[0][0] + 1.0, abs=1e-5)
+    assert rewards[1][1] == pytest.approx(rewards[0][1] + 4.0, abs=1e-4)

@@ -256,6 +256,35 @@ def simple_spread_auto_reset_step(
     return state, _timestep(state, reward, done)
 
 
+def simple_spread_batch_step(
+    key: PRNGKey,
+    state: SimpleSpreadState,
+    actions: Array,
+    *,
+    max_steps: int,
+    continuous: bool = False,
+    local_ratio: float = 0.5,
+) -> tuple[SimpleSpreadState, TimeStep]:
+    """:func:`simple_spread_auto_reset_step` over a batch of envs ``[E]``, equal to its
+    ``vmap`` over ``split(key, E)`` (the same fresh episodes), with the fresh episodes drawn
+    only when some env's episode ends: a ``lax.cond`` skips the keys, the uniform draws and
+    the selects on the other steps (under an outer ``vmap``, e.g. over seeds, the cond
+    becomes a select and both branches run)."""
+    num_envs, n = state.agent_pos.shape[:2]
+    advance = functools.partial(_advance, continuous=continuous, local_ratio=local_ratio)
+    state, reward = jax.vmap(advance)(state, actions)
+    done = state.step >= max_steps
+
+    def restart(state: SimpleSpreadState) -> SimpleSpreadState:
+        key_reset = jax.vmap(lambda k: jax.random.split(k)[1])(jax.random.split(key, num_envs))
+        fresh = jax.vmap(_reset_state, in_axes=(0, None))(key_reset, n)
+        pick = lambda a, b: jnp.where(done.reshape(done.shape + (1,) * (a.ndim - 1)), a, b)
+        return jax.tree.map(pick, fresh, state)
+
+    state = jax.lax.cond(jnp.any(done), restart, lambda s: s, state)
+    return state, jax.vmap(_timestep)(state, reward, done)
+
+
 def make_simple_spread(
     num_agents: int = 3,
     max_steps: int = 25,
@@ -305,7 +334,10 @@ def make_simple_spread(
             state, actions, max_steps=max_steps, continuous=continuous, local_ratio=ratio
         )
 
-    return Env(spec, reset, step, step_without_reset)
+    batch_step = functools.partial(
+        simple_spread_batch_step, max_steps=max_steps, continuous=continuous, local_ratio=ratio
+    )
+    return Env(spec, reset, step, step_without_reset, batch_step=batch_step)
 
 
 def scripted_landmark_policy(obs: Array, brake: float = 0.2) -> Array:
