@@ -191,9 +191,9 @@ def share(net: Network, mapping: PolicyMapping) -> Network:
     ``init(key)`` returns a tuple with one entry per block (stacked blocks carry a leading
     axis of their size). ``apply(params, x, batch_dims=0)`` takes inputs ``[*B, N, ...]``
     (any pytree; ``batch_dims`` leading batch axes ``B``, then the agent axis) and returns
-    outputs ``[*B, N, ...]`` in agent order. One shared policy over all agents runs as one
-    ``vmap`` over the ``B x N`` rows: each layer is one matrix product, whose gradient needs
-    no transposes (1.25x faster than nested ``vmap`` s on CPU).
+    outputs ``[*B, N, ...]`` in agent order. One shared policy over all agents runs on the
+    ``B x N`` rows at once (``net.apply_rows`` when the network has it, else one ``vmap``):
+    each layer is one matrix product (1.25x faster than nested ``vmap`` s on CPU).
     """
     blocks, n = mapping.blocks, mapping.num_agents
     one_shared = _identity_order(blocks, n) and blocks[0].kind == "shared"
@@ -231,7 +231,10 @@ def _apply_rows(net: Network, params: Params, inputs: tuple[PyTree, ...], lead: 
     """``net`` on every row of ``inputs`` ``[*L, ...]`` (``lead`` axes ``L`` merged into one)."""
     shape = jax.tree.leaves(inputs)[0].shape[:lead]
     flat = jax.tree.map(lambda a: a.reshape(-1, *a.shape[lead:]), inputs)
-    out = jax.vmap(net.apply, in_axes=(None,) + (0,) * len(inputs))(params, *flat)
+    if net.apply_rows is not None:
+        out = net.apply_rows(params, *flat)
+    else:
+        out = jax.vmap(net.apply, in_axes=(None,) + (0,) * len(inputs))(params, *flat)
     return jax.tree.map(lambda a: a.reshape(*shape, *a.shape[1:]), out)
 
 

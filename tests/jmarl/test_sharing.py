@@ -12,6 +12,7 @@ from jmarl.agents.sharing import make_policy_mapping, share
 from jmarl.algos.ppo.networks import make_actor_critic
 from jmarl.env import spaces
 from jmarl.nn.network import Network
+from jmarl.nn.networks import MLP, make_actor, make_critic, mlp_rows
 
 
 def _spec(n: int = 4, hetero: bool = False) -> jmarl.EnvSpec:
@@ -286,3 +287,45 @@ def test_policy_mapping_is_hashable_and_a_jit_static_argument() -> None:
 
     # A Block alone is a valid static argument too: agents (1, 3) -> 1 + 3 = 4
     assert float(jax.jit(block_sum, static_argnums=1)(x, mapping.blocks[1])) == 4.0
+
+
+@pytest.mark.parametrize(
+    ("hidden", "activation"), [((), "tanh"), ((8,), "relu"), ((16, 8), "tanh")]
+)
+@pytest.mark.parametrize("rows", [1, 37])
+def test_mlp_rows_gives_vmap_of_the_mlp_values_and_gradients(
+    hidden: tuple[int, ...], activation: str, rows: int
+) -> None:
+    """mlp_rows (hidden layers feature-major) computes vmap(MLP.apply), gradients included."""
+    mlp = MLP(hidden, 5, activation, out_scale=1.0)
+    params = mlp.init(jax.random.key(0), jnp.zeros((6,)))
+    x = jax.random.normal(jax.random.key(1), (rows, 6))
+    per_row = lambda p: jax.vmap(mlp.apply, in_axes=(None, 0))(p, x)
+    batched = lambda p: mlp_rows(p, x, activation)
+    np.testing.assert_allclose(batched(params), per_row(params), rtol=1e-5, atol=1e-6)
+    loss = lambda f: lambda p: jnp.sum(jnp.sin(f(p)))
+    g_rows, g_vmap = jax.grad(loss(batched))(params), jax.grad(loss(per_row))(params)
+    for a, b in zip(jax.tree.leaves(g_rows), jax.tree.leaves(g_vmap)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_only_plain_mlps_on_flat_inputs_get_the_rows_path() -> None:
+    obs = jnp.zeros((6,))
+    assert make_actor(obs, 5).apply_rows is not None
+    assert make_critic(obs).apply_rows is not None
+    assert make_actor(obs, 4, gaussian=True).apply_rows is None
+    assert make_actor(obs, 5, gru_size=8).apply_rows is None
+    space = spaces.Box(-1.0, 1.0, (6,))
+    assert make_actor(obs, 5, input_space=space).apply_rows is None
+
+
+def test_one_shared_policy_runs_the_networks_rows_path() -> None:
+    """share() hands the B x N rows of one shared policy to apply_rows (planted: +1)."""
+    spec = _spec(3)
+    mapping = jmarl.make_policy_mapping(spec, "shared")
+    net = make_actor(jnp.zeros((4,)), 2)
+    marked = Network(net.init, net.apply, lambda p, x: net.apply_rows(p, x) + 1.0)
+    params = share(net, mapping).init(jax.random.key(0))
+    x = jax.random.normal(jax.random.key(1), (7, 3, 4))
+    plain = share(net, mapping).apply(params, x, batch_dims=1)
+    np.testing.assert_allclose(share(marked, mapping).apply(params, x, batch_dims=1), plain + 1.0)
