@@ -770,6 +770,7 @@ def versus_random_returns(learner: Any, seat: int, episodes: int, seed: int = 7)
 # Random vs random: the first player scores about +0.29 (wins 58%, loses 29%), the second -0.29.
 
 
+@pytest.mark.slow  # CI: MATrainer's self-play DQN beats random play through the manager
 def test_tic_tac_toe_dqn_beats_random_independent_mode() -> None:
     env = tictactoe()
     learner = tic_tac_toe_dqn(env)
@@ -961,6 +962,7 @@ def shared_spread_ppo(seed: int) -> FlexibleMultiAgentPolicyManager:
     return FlexibleMultiAgentPolicyManager(ppo, env, mode="shared")
 
 
+@pytest.mark.slow  # CI: the joint JaxPPO and CTDEPolicy learning tests on the same env and mode
 def test_simple_spread_parallel_mode_learns_with_one_shared_ppo() -> None:
     manager = shared_spread_ppo(seed=0)
     spread_training(manager, epochs=2, seed=0)  # 20k env steps
