@@ -236,6 +236,12 @@ def simple_spread_step(
     return state, _timestep(state, reward, state.step >= max_steps)
 
 
+def _fresh_episode(key: PRNGKey, num_agents: int) -> SimpleSpreadState:
+    """The episode an auto-reset step with ``key`` starts (``auto_reset``'s reset key)."""
+    _, key_reset = jax.random.split(key)
+    return _reset_state(key_reset, num_agents)
+
+
 def simple_spread_auto_reset_step(
     key: PRNGKey,
     state: SimpleSpreadState,
@@ -250,9 +256,7 @@ def simple_spread_auto_reset_step(
     n = state.agent_pos.shape[0]
     state, reward = _advance(state, actions, continuous, local_ratio)
     done = state.step >= max_steps
-    _, key_reset = jax.random.split(key)
-    fresh = _reset_state(key_reset, n)
-    state = jax.tree.map(lambda a, b: jnp.where(done, a, b), fresh, state)
+    state = jax.tree.map(lambda a, b: jnp.where(done, a, b), _fresh_episode(key, n), state)
     return state, _timestep(state, reward, done)
 
 
@@ -276,8 +280,7 @@ def simple_spread_batch_step(
     done = state.step >= max_steps
 
     def restart(state: SimpleSpreadState) -> SimpleSpreadState:
-        key_reset = jax.vmap(lambda k: jax.random.split(k)[1])(jax.random.split(key, num_envs))
-        fresh = jax.vmap(_reset_state, in_axes=(0, None))(key_reset, n)
+        fresh = jax.vmap(_fresh_episode, in_axes=(0, None))(jax.random.split(key, num_envs), n)
         pick = lambda a, b: jnp.where(done.reshape(done.shape + (1,) * (a.ndim - 1)), a, b)
         return jax.tree.map(pick, fresh, state)
 
