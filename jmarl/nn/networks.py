@@ -47,9 +47,9 @@ def mlp_rows(params: Params, x: Array, activation: str) -> Array:
     feature-major ``[H, R]``.
 
     Each layer is one ``dot_general`` whose operands XLA:CPU multiplies without transposing
-    them, forward and backward; a PPO minibatch gradient of two 64x64 MLPs is 11-17% faster
-    this way than row-major at 1200-19200 rows on 2 CPU cores. Values agree with
-    ``vmap(mlp.apply)`` to float32 rounding (the sums run in another order).
+    them, forward and backward (measured with the other speed changes of 2026-12-07 in
+    ``benchmarks/results/train_throughput_2core/``). Values agree with ``vmap(mlp.apply)`` to
+    float32 rounding (the sums run in another order).
     """
     layers = params["params"]
     names = sorted(layers, key=lambda name: int(name.rsplit("_", 1)[1]))  # Dense_0, Dense_1, ...
