@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jmarl.env.spaces import Box, Discrete, MultiDiscrete, Space
+from jmarl.ops.small_axis import any_last, argmax_last, log_softmax, sum_last
 from jmarl.types import Array, PRNGKey
 
 _HALF_LOG_2PI = 0.5 * float(np.log(2.0 * np.pi))
@@ -55,7 +56,7 @@ def masked_logits(logits: Array, mask: Array | None) -> Array:
     if mask is None:
         return logits
     mask = jnp.broadcast_to(jnp.asarray(mask, bool), logits.shape)
-    mask = mask | ~jnp.any(mask, axis=-1, keepdims=True)
+    mask = mask | ~any_last(mask)[..., None]
     return jnp.where(mask, logits, floor)
 
 
@@ -72,22 +73,23 @@ def make_categorical(num_actions: int) -> ActionDistribution:
     """
 
     def sample(key: PRNGKey, params: Array, mask: Array | None = None) -> Array:
+        # jax.random.categorical's draw (Gumbel-max), with the argmax over the short axis
         logits = masked_logits(params, mask)
-        return jax.random.categorical(key, logits, axis=-1).astype(jnp.int32)
+        return argmax_last(logits + jax.random.gumbel(key, logits.shape, logits.dtype))
 
     def log_prob(params: Array, action: Array, mask: Array | None = None) -> Array:
-        log_p = jax.nn.log_softmax(masked_logits(params, mask), axis=-1)
+        log_p = log_softmax(masked_logits(params, mask))
         index = jnp.asarray(action, jnp.int32)[..., None]
         return jnp.take_along_axis(log_p, index, axis=-1)[..., 0]
 
     def entropy(params: Array, mask: Array | None = None) -> Array:
-        log_p = jax.nn.log_softmax(masked_logits(params, mask), axis=-1)
+        log_p = log_softmax(masked_logits(params, mask))
         p = jnp.exp(log_p)
         # p is 0 wherever log_p is the huge filler, so the product is 0 there: 0 * log 0 = 0.
-        return -jnp.sum(jnp.where(p > 0, p * log_p, 0.0), axis=-1)
+        return -sum_last(jnp.where(p > 0, p * log_p, 0.0))
 
     def mode(params: Array, mask: Array | None = None) -> Array:
-        return jnp.argmax(masked_logits(params, mask), axis=-1).astype(jnp.int32)
+        return argmax_last(masked_logits(params, mask))
 
     return ActionDistribution(num_actions, sample, log_prob, entropy, mode)
 

@@ -201,10 +201,11 @@ def test_mappo_through_the_bridge_beats_doing_nothing(tmp_path: Path) -> None:
     gain_se = np.hypot(se, noop_se)  # ignores the (positive) pairing: an overestimate
     # Measured, seeds 0-4 (48k env steps, 8 envs x 50 steps per update): -21.1 to -22.2 (seed
     # 0: -21.30; SE 0.30-0.35, per-episode std about 5.6), +2.5 to +3.6 over doing nothing on
-    # the same episodes (-24.70 +- 0.48 there). The bar -23.3 is 3.2 SE (0.32) above doing
-    # nothing (-24.33). The earlier run (40k steps, 8 x 25 per update) ended at -21.6, -23.0,
-    # -22.3 (seeds 0-2). With the learning rate 0: -27.11.
-    bar = -23.3
+    # the same episodes (-24.70 +- 0.48 there). The bar -23.2 is 3 SE above doing nothing
+    # (-24.33) for SEs up to 0.37 (-23.3 was not, for this seed's SE of 0.35 after the
+    # categorical's float rounding changed). The earlier run (40k steps, 8 x 25 per update)
+    # ended at -21.6, -23.0, -22.3 (seeds 0-2). With the learning rate 0: -27.11.
+    bar = -23.2
     summary = f"{out['episode_return']:.2f} +- {se:.2f}, {gain:+.2f} +- {gain_se:.2f} vs no-op"
     assert out["episode_return"] >= bar, summary
     assert gain >= 3 * gain_se, summary
