@@ -69,6 +69,11 @@ def make_categorical(num_actions: int) -> ActionDistribution:
     log-probability of a masked action is a huge finite negative number rather than
     ``-inf``. See :func:`masked_logits` for an all-masked row.
 
+    ``sample`` draws ``jax.random.categorical``'s actions. Up to
+    :data:`jmarl.ops.small_axis.UNROLL_LIMIT` actions, the reductions over the action axis are
+    elementwise code (:mod:`jmarl.ops.small_axis`, much faster on CPU), and ``log_prob`` and
+    ``entropy`` support reverse-mode autodiff (``jax.grad``) but not forward-mode (``jax.jvp``).
+
     :param num_actions: number of discrete actions ``A``.
     """
 
