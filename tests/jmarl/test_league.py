@@ -308,6 +308,10 @@ def _pool_nash_conv(env: jmarl.Env, updates: int, seeds: int) -> list[float]:
     return [pool_nash_conv(tr, env, one(s)) for s in range(seeds)]
 
 
+# slow: a fresh (near-uniform) policy already passes this bar, so in CI it would only check
+# that self-play does not collapse to a pure policy, which the biased game's test below also
+# checks (same self-play settings, a non-uniform equilibrium, pure policies far above its bar)
+@pytest.mark.slow
 def test_rock_paper_scissors_self_play_pfsp_pool_mixture_is_a_nash_equilibrium() -> None:
     # measured over 3 seeds: 0.007-0.019 (a freshly initialised policy: 0.002, a pure one: 2)
     for value in _pool_nash_conv(jmarl.make("rock_paper_scissors"), updates=300, seeds=2):
