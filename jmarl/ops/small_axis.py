@@ -23,12 +23,17 @@ from jmarl.types import Array
 UNROLL_LIMIT = 16  # trailing axes up to this long are reduced slice by slice
 
 
+def _unrolled(x: Array) -> bool:
+    """Whether ``x``'s trailing axis is reduced slice by slice (1 to :data:`UNROLL_LIMIT`)."""
+    return 0 < x.shape[-1] <= UNROLL_LIMIT
+
+
 def _slices(x: Array) -> list[Array]:
     return [x[..., i] for i in range(x.shape[-1])]
 
 
 def _reduce(x: Array, op: Callable[[Array, Array], Array], fallback: Callable[..., Array]) -> Array:
-    if x.shape[-1] == 0 or x.shape[-1] > UNROLL_LIMIT:
+    if not _unrolled(x):
         return fallback(x, axis=-1)
     return functools.reduce(op, _slices(x))
 
@@ -51,7 +56,7 @@ def any_last(x: Array) -> Array:
 def argmax_last(x: Array) -> Array:
     """``jnp.argmax(x, axis=-1)`` as int32 ``[...]``: the first maximal entry, and the first NaN
     if any (as ``jnp.argmax``)."""
-    if x.shape[-1] == 0 or x.shape[-1] > UNROLL_LIMIT:
+    if not _unrolled(x):
         return jnp.argmax(x, axis=-1).astype(jnp.int32)
     parts = _slices(x)
     best, index = parts[0], jnp.zeros(x.shape[:-1], jnp.int32)
@@ -69,8 +74,7 @@ def log_softmax(x: Array) -> Array:
     sum(g)``), since autodiff's would sum the cotangent of the broadcast log-normaliser with a
     ``reduce``; forward-mode autodiff (``jax.jvp``) is not defined there.
     """
-    size = x.shape[-1]
-    if size == 0 or size > UNROLL_LIMIT:
+    if not _unrolled(x):
         return jax.nn.log_softmax(x, axis=-1)
     return _short_log_softmax(x)
 
